@@ -1,0 +1,354 @@
+"""Amazon Books / Electronics (McAuley et al. 2015, 5-core) as in DIN, with derived user and context fields.
+
+Protocol (see datasets/<name>/README.md for the full description):
+- a user's reviews sorted by (unixReviewTime, line in the file) are the behaviour sequence; every review
+  after the first is a positive sample whose history is the reviews before it (last `max_len`, oldest first);
+- each positive gets `negatives` samples with a uniform random item the user never reviewed (in all the data),
+  with the same history, user and context fields;
+- per user, the last positive is test, the one before validation, the rest train;
+- item fields (item_id, cate_id): category = the last level of the item's last category path in the meta file;
+- user fields, from the events before the target only: activity (past reviews, log2 buckets), tenure (days
+  since the first review, log2 buckets), mean past rating (half-star buckets);
+- context fields, from the target's own timestamp and the past: year, month, weekday, days since the
+  previous review (log2 buckets).
+"""
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import re
+from array import array
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.data.cache import CacheWriter, load_or_build
+from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, log2_bucket, option, read_lines,
+                                   resolve_raw_dir, sample_unseen, time_parts, user_positions, write_split)
+from benchmark.data.download import ensure_raw_files
+from benchmark.data.errors import BadLines, DataError
+from benchmark.data.schema import Dataset, Field, Schema
+
+log = logging.getLogger(__name__)
+
+PIPELINE_VERSION = 1  # bump whenever the produced arrays change for the same config and raw files
+
+# Table 1 of the paper; "samples" there equals the number of 5-core reviews
+PAPER_TABLE1 = {
+    "books": {"users": 603_668, "items": 367_982, "categories": 1_600, "samples": 8_900_038},
+    "electronics": {"users": 192_403, "items": 63_001, "categories": 801, "samples": 1_689_188},
+}
+FILE_STEM = {"books": "Books", "electronics": "Electronics"}
+
+ACTIVITY_BUCKETS = 12  # log2 buckets of the number of past reviews
+DAY_BUCKETS = 14  # log2 buckets of day counts (tenure, gap), 2^13 days > 22 years
+RATING_BUCKETS = 9  # mean past rating rounded to half stars: 1.0 -> 1 ... 5.0 -> 9
+
+_ASIN_RE = re.compile(rb"'asin': u?'([^'\\]*)'")
+_CATS_RE = re.compile(rb"'categories': (\[\[.*?\]\])(?=, '|, \"|\}$)")
+
+
+@dataclass(frozen=True)
+class AmazonOptions:
+    """Every preprocessing knob; all of them are part of the cache key."""
+
+    name: str
+    reviews_file: str
+    meta_file: str
+    max_len: int = 30
+    negatives: int = 1
+    seed: int = 0
+    min_user_reviews: int = 2  # users with fewer reviews give no sample and are dropped (counted)
+    on_bad_line: str = "skip"  # error | skip (counted, logged, bounded by max_bad_fraction)
+    max_bad_fraction: float = 0.001
+    on_missing_meta: str = "unknown"  # unknown: category 0 (counted) | skip: drop those items' reviews | error
+    meta_encoding: str = "utf-8"
+
+    @classmethod
+    def from_cfg(cls, cfg: Any) -> "AmazonOptions":
+        name = str(cfg.name)
+        stem = FILE_STEM.get(name, name.capitalize())
+        opts = cls(
+            name=name,
+            reviews_file=str(option(cfg, "reviews_file", f"reviews_{stem}_5.json.gz")),
+            meta_file=str(option(cfg, "meta_file", f"meta_{stem}.json.gz")),
+            max_len=int(option(cfg, "max_len", 30)),
+            negatives=int(option(cfg, "negatives", 1)),
+            seed=int(option(cfg, "seed", 0)),
+            min_user_reviews=int(option(cfg, "min_user_reviews", 2)),
+            on_bad_line=str(option(cfg, "on_bad_line", "skip")),
+            max_bad_fraction=float(option(cfg, "max_bad_fraction", 0.001)),
+            on_missing_meta=str(option(cfg, "on_missing_meta", "unknown")),
+            meta_encoding=check_encoding(str(option(cfg, "meta_encoding", "utf-8"))),
+        )
+        if opts.max_len < 1 or opts.negatives < 0 or opts.min_user_reviews < 2:
+            raise DataError("dataset: need max_len >= 1, negatives >= 0 and min_user_reviews >= 2")
+        if opts.on_missing_meta not in ("unknown", "skip", "error"):
+            raise DataError(f"dataset.on_missing_meta must be unknown|skip|error, got {opts.on_missing_meta!r}")
+        return opts
+
+
+def load(cfg: Any, cache_dir: Path) -> Dataset:
+    """Build (or read from the cache) the Amazon dataset described by the `dataset` config node."""
+    opts = AmazonOptions.from_cfg(cfg)
+    raw_dir, is_default = resolve_raw_dir(cfg)
+    files = [raw_dir / opts.reviews_file, raw_dir / opts.meta_file]
+    ensure_raw_files(opts.name, raw_dir, ((opts.reviews_file,), (opts.meta_file,)),
+                     allow_download=is_default and bool(option(cfg, "download", True)))
+    key_config = {"loader": "amazon", "pipeline_version": PIPELINE_VERSION, **asdict(opts)}
+    dataset = load_or_build(cache_dir, opts.name, key_config, files, lambda w: build(w, opts, files[0], files[1]))
+    log.info("\n%s", stats_table(dataset.stats))
+    return dataset
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+def parse_reviews(path: Path, opts: AmazonOptions) -> tuple[list[str], list[str], dict[str, np.ndarray], dict]:
+    """Stream the reviews file, keeping only (user, item, rating, time) per review.
+
+    Returns user names, item names (index = position of first appearance), the columns, and counters.
+    """
+    users: dict[str, int] = {}
+    items: dict[str, int] = {}
+    u_col, i_col, t_col, r_col = array("q"), array("q"), array("q"), array("d")
+    bad = BadLines(path, opts.on_bad_line, opts.max_bad_fraction)
+    total = 0
+    for total, line in read_lines(path):
+        try:
+            d = json.loads(line)
+            user, item = d["reviewerID"], d["asin"]
+            rating, ts = float(d["overall"]), int(d["unixReviewTime"])
+            if not (isinstance(user, str) and isinstance(item, str) and user and item):
+                raise ValueError("reviewerID/asin empty or not a string")
+            if not 0.0 <= rating <= 5.0 or ts <= 0:
+                raise ValueError(f"overall={rating} or unixReviewTime={ts} out of range")
+        except (ValueError, KeyError, TypeError) as exc:
+            bad.bad(total, "empty line" if not line.strip() else f"{type(exc).__name__}: {exc}"[:200])
+            continue
+        u_col.append(users.setdefault(user, len(users)))
+        i_col.append(items.setdefault(item, len(items)))
+        t_col.append(ts)
+        r_col.append(rating)
+    n_bad = bad.finish(total)
+    if len(u_col) == 0:
+        raise DataError(f"{path} holds no reviews ({total} lines, {n_bad} malformed)")
+    cols = {"user": np.frombuffer(u_col, dtype=np.int64), "item": np.frombuffer(i_col, dtype=np.int64),
+            "time": np.frombuffer(t_col, dtype=np.int64), "rating": np.frombuffer(r_col, dtype=np.float64)}
+    return list(users), list(items), cols, {"review_lines": total, "review_bad_lines": n_bad}
+
+
+def _category_from_literal(text: str) -> str | None:
+    """categories[-1][-1] of a parsed `categories` value; None when absent or empty."""
+    cats = ast.literal_eval(text) if isinstance(text, str) else text
+    if not isinstance(cats, list):
+        raise ValueError("categories is not a list")
+    if not cats or not isinstance(cats[-1], list) or not cats[-1]:
+        return None
+    leaf = cats[-1][-1]
+    if not isinstance(leaf, str):
+        raise ValueError("category is not a string")
+    return leaf
+
+
+def parse_meta(path: Path, wanted: set[str], opts: AmazonOptions) -> tuple[dict[str, str | None], dict]:
+    """Stream the metadata file (Python dict literals), returning {asin: leaf category or None} for `wanted`.
+
+    Fast path: regexes pick out 'asin' and the 'categories' literal, each required to occur exactly once
+    in a line shaped like a dict; only the (short, heavily repeated, memoised) categories literal is
+    evaluated. Any line the fast path cannot vouch for goes through `ast.literal_eval` of the whole line.
+    """
+    found: dict[str, str | None] = {}
+    memo: dict[bytes, str | None] = {}
+    bad = BadLines(path, opts.on_bad_line, opts.max_bad_fraction)
+    total = duplicates = slow = 0
+    for total, line in read_lines(path):
+        s = line.strip()
+        m = _ASIN_RE.search(s) if s[:1] == b"{" and s[-1:] == b"}" and s.count(b"'asin':") == 1 else None
+        if m is not None:
+            asin = m.group(1).decode("ascii", "replace")
+            if asin not in wanted:
+                continue
+            c = _CATS_RE.search(s) if s.count(b"'categories':") == 1 else None
+            if c is not None:
+                key = c.group(1)
+                if key not in memo:
+                    try:
+                        memo[key] = _category_from_literal(key.decode(opts.meta_encoding))
+                    except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
+                        c = None
+            if c is not None:
+                if asin in found:
+                    duplicates += 1
+                else:
+                    found[asin] = memo[c.group(1)]
+                continue
+        slow += 1
+        try:
+            d = ast.literal_eval(s.decode(opts.meta_encoding))
+            if not isinstance(d, dict) or not isinstance(d.get("asin"), str):
+                raise ValueError("not a dict with a string 'asin'")
+            category = _category_from_literal(d["categories"]) if "categories" in d else None
+        except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError, TypeError) as exc:
+            bad.bad(total, "empty line" if not s else f"{type(exc).__name__}: {exc}"[:200])
+            continue
+        if d["asin"] in wanted:
+            if d["asin"] in found:
+                duplicates += 1
+            else:
+                found[d["asin"]] = category
+    n_bad = bad.finish(total)
+    if total == 0:
+        raise DataError(f"{path} is empty")
+    return found, {"meta_lines": total, "meta_bad_lines": n_bad, "meta_duplicate_items": duplicates,
+                   "meta_lines_slow_path": slow}
+
+
+# ---------------------------------------------------------------------------------------------- building
+def _reindex(old: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Map the old indices in use to 1..V in sorted-name order; returns (new ids of `old`, names by new id - 1)."""
+    used = np.unique(old)
+    used_names = np.array([names[i] for i in used])
+    order = np.argsort(used_names, kind="stable")
+    new = np.zeros(len(names), dtype=np.int64)
+    new[used[order]] = np.arange(1, len(used) + 1)
+    return new[old], used_names[order]
+
+
+def build(writer: CacheWriter, opts: AmazonOptions, reviews_path: Path, meta_path: Path) -> None:
+    """Parse the raw files and stream the three splits into the cache writer."""
+    user_names, item_names, cols, stats = parse_reviews(reviews_path, opts)
+    category_of, meta_stats = parse_meta(meta_path, set(item_names), opts)
+    stats.update(meta_stats)
+
+    # items without metadata
+    has_meta = np.array([name in category_of for name in item_names], dtype=bool)
+    missing_items = int((~has_meta).sum())
+    missing_reviews = int((~has_meta[cols["item"]]).sum())
+    stats.update(items_missing_meta=missing_items, reviews_of_items_missing_meta=missing_reviews)
+    if missing_items:
+        example = next(n for n, ok in zip(item_names, has_meta) if not ok)
+        msg = f"{missing_items} item(s) ({missing_reviews} reviews) are not in {meta_path}, e.g. {example!r}"
+        if opts.on_missing_meta == "error":
+            raise DataError(msg + " (dataset.on_missing_meta=error)")
+        log.warning("%s: %s", msg, "their reviews are dropped" if opts.on_missing_meta == "skip"
+                    else "their category is 0 (unknown)")
+    keep = has_meta[cols["item"]] if opts.on_missing_meta == "skip" else np.ones(len(cols["item"]), dtype=bool)
+
+    # users with too few reviews give no positive sample with a history
+    per_user = np.bincount(cols["user"][keep], minlength=len(user_names))
+    few = (per_user > 0) & (per_user < opts.min_user_reviews)
+    keep &= ~few[cols["user"]]
+    stats.update(users_dropped_few_reviews=int(few.sum()),
+                 reviews_dropped_few_reviews=int(per_user[few].sum()))
+    if few.any():
+        log.warning("%s: dropped %d user(s) with fewer than %d reviews (%d reviews)", reviews_path, int(few.sum()),
+                    opts.min_user_reviews, int(per_user[few].sum()))
+    if not keep.any():
+        raise DataError(f"{reviews_path}: no user has at least {opts.min_user_reviews} reviews; nothing to build")
+
+    line_order = np.flatnonzero(keep)
+    user, user_vocab = _reindex(cols["user"][keep], user_names)
+    item, item_vocab = _reindex(cols["item"][keep], item_names)
+    time, rating = cols["time"][keep], cols["rating"][keep]
+    del cols
+    order = np.lexsort((line_order, time, user))
+    user, item, time, rating = user[order], item[order], time[order], rating[order]
+    n_users, n_items, n_events = len(user_vocab), len(item_vocab), len(user)
+
+    leaves = [category_of.get(str(a)) for a in item_vocab]
+    cate_names = sorted({c for c in leaves if c is not None})
+    cate_id = {c: i + 1 for i, c in enumerate(cate_names)}
+    item_cate = np.zeros(n_items + 1, dtype=np.int64)
+    item_cate[1:] = [cate_id.get(c, 0) if c is not None else 0 for c in leaves]
+    stats["items_without_category"] = int((item_cate[1:] == 0).sum())
+
+    # per-event derived fields, from the past only
+    pos, start, count = user_positions(user)
+    has_prev = pos >= 1
+    prev = np.where(has_prev, np.arange(n_events) - 1, 0)
+    past_rating_sum = np.cumsum(rating) - rating
+    past_rating_sum -= past_rating_sum[start]
+    mean_past = past_rating_sum / np.maximum(pos, 1)
+    rating_bucket = np.where(has_prev, np.clip(np.rint(mean_past * 2).astype(np.int64) - 1, 1, RATING_BUCKETS), 0)
+    parts = time_parts(time)
+    year_min, year_max = int(parts["year"].min()), int(parts["year"].max())
+    day = np.floor_divide(time, SECONDS_PER_DAY)
+    user_f = np.stack([
+        np.where(has_prev, log2_bucket(pos, ACTIVITY_BUCKETS), 0),
+        np.where(has_prev, log2_bucket(day - day[start], DAY_BUCKETS), 0),
+        rating_bucket,
+    ], axis=1)
+    context_f = np.stack([
+        parts["year"] - year_min + 1, parts["month"], parts["weekday"],
+        np.where(has_prev, log2_bucket(day - day[prev], DAY_BUCKETS), 0),
+    ], axis=1)
+    del parts, past_rating_sum, mean_past, rating_bucket
+
+    # negatives: per event for neg_hist, per positive sample for the negative samples (separate streams)
+    stride = n_items + 1
+    seen = np.unique(user * stride + item)
+    neg_event_item = sample_unseen(np.random.default_rng([opts.seed, 2]), user, n_items, seen, stride)
+    seq_item = np.stack([item, item_cate[item]], axis=1)
+    seq_neg = np.stack([neg_event_item, item_cate[neg_event_item]], axis=1)
+    del neg_event_item
+    positives = np.flatnonzero(has_prev)
+    k = opts.negatives
+    neg_items = sample_unseen(np.random.default_rng([opts.seed, 1]), np.repeat(user[positives], k), n_items, seen,
+                              stride).reshape(-1, k)
+    del seen
+
+    per_event = {"user": user_f, "context": context_f, "user_id": user, "hist_end": np.arange(n_events),
+                 "hist_len": np.minimum(pos, opts.max_len)}
+    split_of = np.where(pos == count - 1, 2, np.where(pos == count - 2, 1, 0))[positives]
+    for s, split in enumerate(("train", "valid", "test")):
+        rows = np.flatnonzero(split_of == s)
+        ev = positives[rows]
+        cand = np.empty((len(ev), 1 + k), dtype=np.int64)
+        cand[:, 0] = item[ev]
+        cand[:, 1:] = neg_items[rows]
+        cand = cand.reshape(-1)
+        label = np.zeros((len(ev), 1 + k), dtype=np.float32)
+        label[:, 0] = 1.0
+        write_split(writer, split, np.repeat(ev, 1 + k), np.stack([cand, item_cate[cand]], axis=1),
+                    label.reshape(-1), per_event, seq_item, seq_neg, opts.max_len)
+        stats[f"{split}_samples"] = len(ev) * (1 + k)
+        stats[f"{split}_positives"] = len(ev)
+
+    paper = PAPER_TABLE1.get(opts.name, {})
+    hist_len = per_event["hist_len"][positives]
+    stats.update(
+        dataset=opts.name, users=n_users, items=n_items, categories=len(cate_names), reviews=n_events,
+        samples=len(positives) * (1 + k), negatives_per_positive=k, max_len=opts.max_len,
+        mean_hist_len=round(float(hist_len.mean()), 3) if len(hist_len) else 0.0,
+        first_review_year=year_min, last_review_year=year_max,
+        **{f"paper_{key}": value for key, value in paper.items()},
+    )
+    writer.name = opts.name
+    writer.stats = stats
+    writer.schema = Schema(
+        item_fields=(Field("item_id", n_items + 1), Field("cate_id", len(cate_names) + 1)),
+        user_fields=(Field("user_activity", ACTIVITY_BUCKETS + 1), Field("user_tenure", DAY_BUCKETS + 1),
+                     Field("user_mean_rating", RATING_BUCKETS + 1)),
+        context_fields=(Field("year", year_max - year_min + 2), Field("month", 13), Field("weekday", 8),
+                        Field("days_since_prev", DAY_BUCKETS + 1)),
+        max_len=opts.max_len,
+    )
+
+
+def stats_table(stats: dict[str, Any]) -> str:
+    """The dataset statistics beside the paper's Table 1."""
+    rows = [
+        ("users", stats.get("users"), stats.get("paper_users")),
+        ("items", stats.get("items"), stats.get("paper_items")),
+        ("categories", stats.get("categories"), stats.get("paper_categories")),
+        ("reviews (= paper's samples)", stats.get("reviews"), stats.get("paper_samples")),
+        ("samples (pos + neg)", stats.get("samples"), None),
+        ("  train / valid / test", (stats.get("train_samples"), stats.get("valid_samples"), stats.get("test_samples")), None),
+        ("mean history length", stats.get("mean_hist_len"), None),
+        ("items missing from meta", stats.get("items_missing_meta"), None),
+        ("bad lines reviews / meta", (stats.get("review_bad_lines"), stats.get("meta_bad_lines")), None),
+        ("users dropped (< min reviews)", stats.get("users_dropped_few_reviews"), None),
+    ]
+    return format_table(rows, f"Amazon {stats.get('dataset', '')} statistics vs the paper's Table 1")

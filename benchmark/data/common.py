@@ -1,0 +1,212 @@
+"""Helpers shared by the real-data pipelines: raw-file reading, option handling, sample building, writing."""
+from __future__ import annotations
+
+import codecs
+import gzip
+import logging
+import os
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark import PROJECT_ROOT
+from benchmark.data.cache import CacheWriter
+from benchmark.data.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SECONDS_PER_DAY = 86400
+_BOMS = {codecs.BOM_UTF16_LE: "UTF-16", codecs.BOM_UTF16_BE: "UTF-16", codecs.BOM_UTF32_LE: "UTF-32",
+         codecs.BOM_UTF32_BE: "UTF-32"}
+
+
+# ---------------------------------------------------------------------------------------------- config
+def option(cfg: Any, key: str, default: Any) -> Any:
+    """`cfg.key` when present and not null, else `default` (cfg is an OmegaConf node or a dict)."""
+    value = cfg.get(key, None) if hasattr(cfg, "get") else getattr(cfg, key, None)
+    return default if value is None else value
+
+
+def resolve_raw_dir(cfg: Any) -> tuple[Path, bool]:
+    """The raw folder and whether it is the default one (`datasets/raw/<name>`, where downloads may go).
+
+    A relative `raw_dir` is taken from the directory the command was started in (Hydra's original cwd when
+    Hydra changed it), else from the project root.
+    """
+    raw_dir = cfg.get("raw_dir", None)
+    if raw_dir is None:
+        return PROJECT_ROOT / "datasets" / "raw" / str(cfg.name), True
+    path = Path(os.path.expanduser(str(raw_dir)))
+    if path.is_absolute():
+        return path, False
+    bases = []
+    try:  # Hydra may have changed the working directory (hydra.job.chdir)
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.utils import get_original_cwd
+
+        if HydraConfig.initialized():
+            bases.append(Path(get_original_cwd()))
+    except ImportError:  # pragma: no cover
+        pass
+    bases += [Path.cwd(), PROJECT_ROOT]
+    for base in bases:
+        if (base / path).is_dir():
+            return (base / path).resolve(), False
+    return (bases[0] / path).resolve(), False
+
+
+def check_encoding(name: str) -> str:
+    try:
+        return codecs.lookup(name).name
+    except LookupError as exc:
+        raise DataError(f"unknown text encoding {name!r} in the dataset config") from exc
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Yield (1-based line number, raw line bytes) of a plain or gzip file, streaming.
+
+    gzip is recognised by its magic bytes. A truncated or corrupt gzip stream and a UTF-16/32 byte-order
+    mark are errors naming the file and the line reached: never a silently shorter dataset.
+    """
+    path = Path(path)
+    with open(path, "rb") as probe:
+        head = probe.read(4)
+    for bom, enc in _BOMS.items():
+        if head.startswith(bom):
+            raise DataError(f"{path} starts with a {enc} byte-order mark; expected UTF-8 (or ISO-8859-1) text")
+    is_gzip = head[:2] == b"\x1f\x8b"
+    if path.suffix == ".gz" and not is_gzip and head:
+        raise DataError(f"{path} is named .gz but is not a gzip file; download it again")
+    line_no = 0
+    try:
+        with (gzip.open(path, "rb") if is_gzip else open(path, "rb")) as f:
+            for line_no, line in enumerate(f, 1):
+                yield line_no, line
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(
+            f"{path} is truncated or corrupt after line {line_no} ({type(exc).__name__}: {exc}); "
+            "delete it and download it again"
+        ) from exc
+
+
+# ---------------------------------------------------------------------------------------------- features
+def log2_bucket(x: np.ndarray, n_buckets: int) -> np.ndarray:
+    """Bucket non-negative counts: 0 -> 1, 1-2 -> 2, 3-6 -> 3, 7-14 -> 4, ... capped at `n_buckets`."""
+    x = np.maximum(np.asarray(x, dtype=np.float64), 0.0)
+    return np.minimum(np.floor(np.log2(x + 1.0)).astype(np.int64) + 1, n_buckets)
+
+
+def rank_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Re-index values to 1..V by sorted order; returns (ids, sorted unique values)."""
+    uniq, inv = np.unique(values, return_inverse=True)
+    return inv.reshape(-1).astype(np.int64) + 1, uniq
+
+
+def time_parts(ts: np.ndarray) -> dict[str, np.ndarray]:
+    """UTC calendar parts of unix timestamps: year, month 1-12, weekday 1-7 (Monday 1), hour 0-23."""
+    ts = np.asarray(ts, dtype=np.int64)
+    days = np.floor_divide(ts, SECONDS_PER_DAY)
+    dt = ts.astype("datetime64[s]")
+    years = dt.astype("datetime64[Y]").astype(np.int64) + 1970
+    months = dt.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    return {
+        "year": years, "month": months, "weekday": (days + 3) % 7 + 1,
+        "hour": np.floor_divide(ts % SECONDS_PER_DAY, 3600),
+    }
+
+
+def user_positions(sorted_users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For events sorted by user: (position of each event within its user, user start offset, user count)."""
+    n = len(sorted_users)
+    if n == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, z
+    boundary = np.empty(n, dtype=bool)
+    boundary[0] = True
+    np.not_equal(sorted_users[1:], sorted_users[:-1], out=boundary[1:])
+    starts = np.flatnonzero(boundary)
+    counts = np.diff(np.append(starts, n))
+    start_of_event = np.repeat(starts, counts)
+    return np.arange(n, dtype=np.int64) - start_of_event, start_of_event, np.repeat(counts, counts)
+
+
+def sample_unseen(rng: np.random.Generator, users: np.ndarray, n_items: int, seen_keys: np.ndarray,
+                  stride: int) -> np.ndarray:
+    """For each entry of `users`, a uniform random item id in 1..n_items that this user never interacted with.
+
+    `seen_keys` is the sorted unique array of `user * stride + item` over all of the data (past and future).
+    Rejection sampling, vectorised; fails clearly if some user interacted with (nearly) every item.
+    """
+    users = np.asarray(users, dtype=np.int64)
+    items = rng.integers(1, n_items + 1, size=len(users), dtype=np.int64)
+    if len(seen_keys) == 0:
+        return items
+    todo = np.arange(len(users))
+    for _ in range(1000):
+        keys = users[todo] * stride + items[todo]
+        pos = np.minimum(np.searchsorted(seen_keys, keys), len(seen_keys) - 1)
+        todo = todo[seen_keys[pos] == keys]
+        if len(todo) == 0:
+            return items
+        items[todo] = rng.integers(1, n_items + 1, size=len(todo), dtype=np.int64)
+    raise DataError(f"cannot sample unseen items for {len(np.unique(users[todo]))} user(s): they interacted with "
+                    f"(nearly) all {n_items} items")
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def write_split(writer: CacheWriter, split: str, event: np.ndarray, item: np.ndarray, label: np.ndarray,
+                per_event: dict[str, np.ndarray], seq_item: np.ndarray, seq_neg: np.ndarray, max_len: int,
+                chunk: int = 1 << 16) -> None:
+    """Stream one split's arrays into the cache.
+
+    `event[n]` indexes the per-event arrays (`user`, `context`, `user_id`, `hist_end`, `hist_len`) for sample n;
+    the history of sample n is `seq_item[hist_end - hist_len : hist_end]` (oldest first, right-padded) and its
+    negative behaviours are the same rows of `seq_neg`.
+    """
+    n, fi, t = len(event), item.shape[1], max_len
+    sinks = {
+        "item": writer.open_array(split, "item", (n, fi), np.int64),
+        "hist": writer.open_array(split, "hist", (n, t, fi), np.int64),
+        "neg_hist": writer.open_array(split, "neg_hist", (n, t, fi), np.int64),
+        "hist_len": writer.open_array(split, "hist_len", (n,), np.int64),
+        "user": writer.open_array(split, "user", (n, per_event["user"].shape[1]), np.int64),
+        "context": writer.open_array(split, "context", (n, per_event["context"].shape[1]), np.int64),
+        "label": writer.open_array(split, "label", (n,), np.float32),
+        "user_id": writer.open_array(split, "user_id", (n,), np.int64),
+    }
+    steps = np.arange(t)
+    for a in range(0, n, chunk):
+        ev = event[a:a + chunk]
+        length = per_event["hist_len"][ev]
+        end = per_event["hist_end"][ev]
+        valid = steps[None, :] < length[:, None]
+        idx = np.where(valid, (end - length)[:, None] + steps[None, :], 0)
+        for key, seq in (("hist", seq_item), ("neg_hist", seq_neg)):
+            block = seq[idx] if len(seq) else np.zeros((len(ev), t, fi), dtype=np.int64)
+            block[~valid] = 0
+            sinks[key].write(block)
+        sinks["item"].write(item[a:a + chunk])
+        sinks["label"].write(label[a:a + chunk])
+        sinks["hist_len"].write(length)
+        for key in ("user", "context", "user_id"):
+            sinks[key].write(per_event[key][ev])
+    for sink in sinks.values():
+        sink.close()
+
+
+def format_table(rows: list[tuple[str, Any, Any]], title: str, reference: str = "paper") -> str:
+    """A plain-text table: statistic, ours, reference."""
+    def fmt(v: Any) -> str:
+        if v is None or v == "":
+            return "-"
+        if isinstance(v, (tuple, list)):
+            return " / ".join(fmt(x) for x in v)
+        return f"{v:,}" if isinstance(v, (int, np.integer)) else str(v)
+
+    lines = [title, f"  {'statistic':<30}{'ours':>22}{reference:>14}"]
+    lines += [f"  {name:<30}{fmt(ours):>22}{fmt(paper):>14}" for name, ours, paper in rows]
+    return "\n".join(lines)

@@ -1,0 +1,278 @@
+"""MovieLens-1M as the stand-in for the paper's private commercial dataset (rich profile, shorter histories).
+
+Protocol (datasets/movielens/README.md has the full description):
+- every rating is a sample, label 1 when rating >= `positive_threshold` (4), else 0: real negatives;
+- a user's ratings sorted by (timestamp, line in the file); the history of a rating is the user's earlier
+  positively rated movies (`history: positive`, default) or all earlier rated movies (`history: all`),
+  last `max_len`, oldest first; `neg_hist` holds, per history step, a random movie the user never rated;
+- per user, the last round(test_fraction * n) ratings (at least 1) are test, the round(valid_fraction * n)
+  before them validation, the rest train; users with fewer than 3 ratings go to train only;
+- item fields (movie_id, genre_id = first listed genre, year_id = release year from the title);
+- user fields (gender, age, occupation, zip prefix) from users.dat; context fields (hour, weekday of the
+  rating in UTC, days since the user's previous rating, log2 buckets, 0 for the first rating).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from array import array
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.data.cache import CacheWriter, load_or_build
+from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, log2_bucket, option, rank_ids,
+                                   read_lines, resolve_raw_dir, sample_unseen, time_parts, user_positions,
+                                   write_split)
+from benchmark.data.download import ensure_raw_files
+from benchmark.data.errors import BadLines, DataError
+from benchmark.data.schema import Dataset, Field, Schema
+
+log = logging.getLogger(__name__)
+
+PIPELINE_VERSION = 1  # bump whenever the produced arrays change for the same config and raw files
+FULL_ML1M = {"users": 6_040, "items": 3_706, "ratings": 1_000_209}
+DAY_BUCKETS = 14
+_YEAR_RE = re.compile(r"\((\d{4})\)\s*$")
+
+
+@dataclass(frozen=True)
+class MovieLensOptions:
+    """Every preprocessing knob; all of them are part of the cache key."""
+
+    name: str
+    ratings_file: str
+    max_len: int = 30
+    seed: int = 0
+    positive_threshold: int = 4
+    history: str = "positive"  # positive: earlier ratings >= threshold | all: every earlier rating
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    zip_prefix_len: int = 2
+    on_bad_line: str = "skip"
+    max_bad_fraction: float = 0.001
+    encoding: str = "iso-8859-1"  # of movies.dat and users.dat (ratings.dat is ASCII digits)
+
+    @classmethod
+    def from_cfg(cls, cfg: Any, ratings_file: str) -> "MovieLensOptions":
+        opts = cls(
+            name=str(cfg.name), ratings_file=ratings_file,
+            max_len=int(option(cfg, "max_len", 30)),
+            seed=int(option(cfg, "seed", 0)),
+            positive_threshold=int(option(cfg, "positive_threshold", 4)),
+            history=str(option(cfg, "history", "positive")),
+            valid_fraction=float(option(cfg, "valid_fraction", 0.1)),
+            test_fraction=float(option(cfg, "test_fraction", 0.1)),
+            zip_prefix_len=int(option(cfg, "zip_prefix_len", 2)),
+            on_bad_line=str(option(cfg, "on_bad_line", "skip")),
+            max_bad_fraction=float(option(cfg, "max_bad_fraction", 0.001)),
+            encoding=check_encoding(str(option(cfg, "encoding", "iso-8859-1"))),
+        )
+        if opts.history not in ("positive", "all"):
+            raise DataError(f"dataset.history must be positive|all, got {opts.history!r}")
+        if not (0 < opts.valid_fraction and 0 < opts.test_fraction and opts.valid_fraction + opts.test_fraction < 0.7):
+            raise DataError("dataset: valid_fraction and test_fraction must be > 0 and sum to less than 0.7")
+        if opts.max_len < 1 or opts.zip_prefix_len < 1:
+            raise DataError("dataset: need max_len >= 1 and zip_prefix_len >= 1")
+        return opts
+
+
+def load(cfg: Any, cache_dir: Path) -> Dataset:
+    """Build (or read from the cache) MovieLens-1M from ratings.dat(.gz), users.dat and movies.dat."""
+    raw_dir, is_default = resolve_raw_dir(cfg)
+    ensure_raw_files("movielens", raw_dir,
+                     (("ratings.dat", "ratings.dat.gz"), ("users.dat",), ("movies.dat",)),
+                     allow_download=is_default and bool(option(cfg, "download", True)))
+    ratings = raw_dir / "ratings.dat" if (raw_dir / "ratings.dat").is_file() else raw_dir / "ratings.dat.gz"
+    opts = MovieLensOptions.from_cfg(cfg, ratings.name)
+    files = [ratings, raw_dir / "users.dat", raw_dir / "movies.dat"]
+    key_config = {"loader": "movielens", "pipeline_version": PIPELINE_VERSION, **asdict(opts)}
+    dataset = load_or_build(cache_dir, opts.name, key_config, files, lambda w: build(w, opts, *files))
+    log.info("\n%s", stats_table(dataset.stats))
+    return dataset
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+def parse_ratings(path: Path, opts: MovieLensOptions) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """UserID::MovieID::Rating::Timestamp per line."""
+    cols = {k: array("q") for k in ("user", "movie", "rating", "time")}
+    u_app, m_app, r_app, t_app = (cols[k].append for k in ("user", "movie", "rating", "time"))
+    bad = BadLines(path, opts.on_bad_line, opts.max_bad_fraction)
+    total = 0
+    for total, line in read_lines(path):
+        parts = line.split(b"::")
+        try:
+            if len(parts) != 4:
+                raise ValueError(f"{len(parts)} fields, expected UserID::MovieID::Rating::Timestamp")
+            u, m, r, t = int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3])
+            if u <= 0 or m <= 0 or not 1 <= r <= 5 or t < 0:
+                raise ValueError("value out of range")
+        except ValueError as exc:
+            bad.bad(total, "empty line" if not line.strip() else str(exc)[:200])
+            continue
+        u_app(u), m_app(m), r_app(r), t_app(t)
+    n_bad = bad.finish(total)
+    if len(cols["user"]) == 0:
+        raise DataError(f"{path} holds no ratings ({total} lines, {n_bad} malformed)")
+    return ({k: np.frombuffer(v, dtype=np.int64) for k, v in cols.items()},
+            {"rating_lines": total, "rating_bad_lines": n_bad})
+
+
+def _split_fields(path: Path, opts: MovieLensOptions, n_fields: int, what: str) -> tuple[list[list[str]], int]:
+    """Lines of a '::'-separated text file as lists of str fields (decoded with `opts.encoding`)."""
+    rows: list[list[str]] = []
+    bad = BadLines(path, opts.on_bad_line, opts.max_bad_fraction)
+    total = 0
+    for total, line in read_lines(path):
+        text = line.decode(opts.encoding).rstrip("\r\n")
+        if n_fields == 3:  # a title may contain '::' in principle: split id from the left, genres from the right
+            head, _, rest = text.partition("::")
+            title, sep, genres = rest.rpartition("::")
+            parts = [head, title, genres] if sep else [text]
+        else:
+            parts = text.split("::")
+        if len(parts) != n_fields or not parts[0].strip().isdigit():
+            bad.bad(total, f"expected {what}" if text.strip() else "empty line")
+            continue
+        rows.append(parts)
+    n_bad = bad.finish(total)
+    if not rows:
+        raise DataError(f"{path} is empty or holds no {what} lines")
+    return rows, n_bad
+
+
+# ---------------------------------------------------------------------------------------------- building
+def build(writer: CacheWriter, opts: MovieLensOptions, ratings_path: Path, users_path: Path,
+          movies_path: Path) -> None:
+    cols, stats = parse_ratings(ratings_path, opts)
+    user_rows, stats["user_bad_lines"] = _split_fields(users_path, opts, 5, "UserID::Gender::Age::Occupation::Zip")
+    movie_rows, stats["movie_bad_lines"] = _split_fields(movies_path, opts, 3, "MovieID::Title::Genres")
+
+    # profiles, indexed by raw user id; vocabularies from the whole of users.dat
+    profile_uid = np.array([int(r[0]) for r in user_rows], dtype=np.int64)
+    profile_cols = [
+        [r[1].strip() for r in user_rows], [r[2].strip() for r in user_rows], [r[3].strip() for r in user_rows],
+        [r[4].strip()[:opts.zip_prefix_len] for r in user_rows],
+    ]
+    profile_ids, profile_vocab = zip(*(rank_ids(np.array(c)) for c in profile_cols))
+    max_uid = max(int(profile_uid.max()), int(cols["user"].max()))
+    profile = np.zeros((max_uid + 1, 4), dtype=np.int64)
+    profile[profile_uid] = np.stack(profile_ids, axis=1)
+    has_profile = np.zeros(max_uid + 1, dtype=bool)
+    has_profile[profile_uid] = True
+
+    # movie metadata, indexed by raw movie id
+    movie_id = np.array([int(r[0]) for r in movie_rows], dtype=np.int64)
+    genre_first = np.array([r[2].split("|")[0].strip() for r in movie_rows])
+    genre_ids, genre_vocab = rank_ids(genre_first)
+    years = [_YEAR_RE.search(r[1].strip()) for r in movie_rows]
+    year_val = np.array([int(m.group(1)) if m else 0 for m in years], dtype=np.int64)
+    year_vocab = np.unique(year_val[year_val > 0])
+    year_ids = np.where(year_val > 0, np.searchsorted(year_vocab, year_val) + 1, 0)
+    max_mid = max(int(movie_id.max()), int(cols["movie"].max()))
+    movie_meta = np.zeros((max_mid + 1, 2), dtype=np.int64)
+    movie_meta[movie_id] = np.stack([genre_ids, year_ids], axis=1)
+    has_meta = np.zeros(max_mid + 1, dtype=bool)
+    has_meta[movie_id] = True
+
+    raw_user, raw_movie = cols["user"], cols["movie"]
+    stats["users_without_profile"] = int(len(np.setdiff1d(np.unique(raw_user), profile_uid)))
+    stats["movies_missing_meta"] = int(len(np.setdiff1d(np.unique(raw_movie), movie_id)))
+    for what, n in (("user(s) are not in users.dat", stats["users_without_profile"]),
+                    ("movie(s) are not in movies.dat", stats["movies_missing_meta"])):
+        if n:
+            log.warning("%s: %d %s; their fields are 0 (unknown)", ratings_path, n, what)
+
+    # re-index users and movies that have ratings, by raw id
+    user, user_vocab = rank_ids(raw_user)
+    movie, movie_vocab = rank_ids(raw_movie)
+    n_users, n_movies = len(user_vocab), len(movie_vocab)
+    item_fields = np.zeros((n_movies + 1, 3), dtype=np.int64)
+    item_fields[1:, 0] = np.arange(1, n_movies + 1)
+    item_fields[1:, 1:] = movie_meta[movie_vocab]
+
+    order = np.lexsort((np.arange(len(user)), cols["time"], user))
+    user, movie, time = user[order], movie[order], cols["time"][order]
+    raw_uid_sorted = raw_user[order]
+    label = (cols["rating"][order] >= opts.positive_threshold).astype(np.float32)
+    del cols
+    n_events = len(user)
+    pos, start, count = user_positions(user)
+
+    # history: the user's earlier (positive) ratings, as rows of the behaviour arrays
+    if opts.history == "positive":
+        is_beh = label > 0
+        before = np.cumsum(is_beh) - is_beh  # behaviours before each event, over all users
+        hist_end = before
+        n_prior = before - before[start]
+        behaviours = np.flatnonzero(is_beh)
+    else:
+        hist_end, n_prior, behaviours = np.arange(n_events), pos, np.arange(n_events)
+    stride = n_movies + 1
+    seen = np.unique(user * stride + movie)
+    neg = sample_unseen(np.random.default_rng([opts.seed, 2]), user[behaviours], n_movies, seen, stride)
+    seq_item, seq_neg = item_fields[movie[behaviours]], item_fields[neg]
+
+    parts = time_parts(time)
+    day = np.floor_divide(time, SECONDS_PER_DAY)
+    has_prev = pos >= 1
+    prev = np.where(has_prev, np.arange(n_events) - 1, 0)
+    per_event = {
+        "user": profile[raw_uid_sorted],
+        "context": np.stack([parts["hour"] + 1, parts["weekday"],
+                             np.where(has_prev, log2_bucket(day - day[prev], DAY_BUCKETS), 0)], axis=1),
+        "user_id": user, "hist_end": hist_end, "hist_len": np.minimum(n_prior, opts.max_len),
+    }
+
+    # per-user time split: last ~test_fraction test, the ~valid_fraction before validation
+    big = count >= 3
+    n_test = np.where(big, np.maximum(1, np.floor(opts.test_fraction * count + 0.5)), 0).astype(np.int64)
+    n_valid = np.where(big, np.maximum(1, np.floor(opts.valid_fraction * count + 0.5)), 0).astype(np.int64)
+    from_end = count - 1 - pos
+    split_of = np.where(from_end < n_test, 2, np.where(from_end < n_test + n_valid, 1, 0))
+    for s, split in enumerate(("train", "valid", "test")):
+        ev = np.flatnonzero(split_of == s)
+        write_split(writer, split, ev, item_fields[movie[ev]], label[ev], per_event, seq_item, seq_neg,
+                    opts.max_len)
+        stats[f"{split}_samples"] = len(ev)
+        stats[f"{split}_positive_rate"] = round(float(label[ev].mean()), 4) if len(ev) else 0.0
+
+    uid_min, uid_max = int(user_vocab.min()), int(user_vocab.max())
+    full = len(label) == FULL_ML1M["ratings"] and n_users == FULL_ML1M["users"]
+    stats.update(
+        dataset=opts.name, users=n_users, items=n_movies, genres=len(genre_vocab), years=len(year_vocab),
+        ratings=n_events, samples=n_events, positive_rate=round(float(label.mean()), 4),
+        mean_hist_len=round(float(per_event["hist_len"].mean()), 3), max_len=opts.max_len,
+        history=opts.history, positive_threshold=opts.positive_threshold,
+        subset="full ML-1M" if full else f"ML-1M, users {uid_min}-{uid_max} ({n_events:,} of "
+                                         f"{FULL_ML1M['ratings']:,} ratings)",
+        **{f"full_ml1m_{k}": v for k, v in FULL_ML1M.items()},
+    )
+    if not full:
+        log.warning("MovieLens: this is a part of ML-1M (%s); results on it must say so", stats["subset"])
+    writer.name = opts.name
+    writer.stats = stats
+    gender_v, age_v, occ_v, zip_v = profile_vocab
+    writer.schema = Schema(
+        item_fields=(Field("movie_id", n_movies + 1), Field("genre_id", len(genre_vocab) + 1),
+                     Field("year_id", len(year_vocab) + 1)),
+        user_fields=(Field("gender", len(gender_v) + 1), Field("age", len(age_v) + 1),
+                     Field("occupation", len(occ_v) + 1), Field("zip_prefix", len(zip_v) + 1)),
+        context_fields=(Field("hour", 25), Field("weekday", 8), Field("days_since_prev", DAY_BUCKETS + 1)),
+        max_len=opts.max_len,
+    )
+
+
+def stats_table(stats: dict[str, Any]) -> str:
+    rows = [
+        ("users", stats.get("users"), stats.get("full_ml1m_users")),
+        ("movies", stats.get("items"), stats.get("full_ml1m_items")),
+        ("genres (first listed)", stats.get("genres"), None),
+        ("ratings = samples", stats.get("ratings"), stats.get("full_ml1m_ratings")),
+        ("positive rate (rating >= 4)", stats.get("positive_rate"), None),
+        ("train / valid / test", (stats.get("train_samples"), stats.get("valid_samples"), stats.get("test_samples")), None),
+        ("mean history length", stats.get("mean_hist_len"), None),
+    ]
+    return format_table(rows, f"MovieLens statistics ({stats.get('subset')}) vs the full ML-1M", "full ML-1M")
