@@ -19,8 +19,8 @@ from benchmark.data.errors import DataError
 log = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86400
-_BOMS = {codecs.BOM_UTF16_LE: "UTF-16", codecs.BOM_UTF16_BE: "UTF-16", codecs.BOM_UTF32_LE: "UTF-32",
-         codecs.BOM_UTF32_BE: "UTF-32"}
+_BOMS = {codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32", codecs.BOM_UTF16_LE: "UTF-16",
+         codecs.BOM_UTF16_BE: "UTF-16"}
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -70,21 +70,25 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """Yield (1-based line number, raw line bytes) of a plain or gzip file, streaming.
 
     gzip is recognised by its magic bytes. A truncated or corrupt gzip stream and a UTF-16/32 byte-order
-    mark are errors naming the file and the line reached: never a silently shorter dataset.
+    mark are errors naming the file and the line reached: never a silently shorter dataset. A UTF-8
+    byte-order mark is dropped.
     """
     path = Path(path)
     with open(path, "rb") as probe:
-        head = probe.read(4)
-    for bom, enc in _BOMS.items():
-        if head.startswith(bom):
-            raise DataError(f"{path} starts with a {enc} byte-order mark; expected UTF-8 (or ISO-8859-1) text")
-    is_gzip = head[:2] == b"\x1f\x8b"
-    if path.suffix == ".gz" and not is_gzip and head:
+        magic = probe.read(2)
+    is_gzip = magic == b"\x1f\x8b"
+    if path.suffix == ".gz" and not is_gzip and magic:
         raise DataError(f"{path} is named .gz but is not a gzip file; download it again")
     line_no = 0
     try:
         with (gzip.open(path, "rb") if is_gzip else open(path, "rb")) as f:
             for line_no, line in enumerate(f, 1):
+                if line_no == 1:
+                    for bom, enc in _BOMS.items():
+                        if line.startswith(bom):
+                            raise DataError(f"{path} starts with a {enc} byte-order mark; expected UTF-8 "
+                                            "(or ISO-8859-1 where configured) text")
+                    line = line.removeprefix(codecs.BOM_UTF8)
                 yield line_no, line
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(
