@@ -126,7 +126,11 @@ def _split_fields(path: Path, opts: MovieLensOptions, n_fields: int, what: str) 
     bad = BadLines(path, opts.on_bad_line, opts.max_bad_fraction)
     total = 0
     for total, line in read_lines(path):
-        text = line.decode(opts.encoding).rstrip("\r\n")
+        try:
+            text = line.decode(opts.encoding).rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            bad.bad(total, f"not {opts.encoding} text ({exc})")
+            continue
         if n_fields == 3:  # a title may contain '::' in principle: split id from the left, genres from the right
             head, _, rest = text.partition("::")
             title, sep, genres = rest.rpartition("::")
