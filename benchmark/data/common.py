@@ -183,16 +183,17 @@ def write_split(writer: CacheWriter, split: str, event: np.ndarray, item: np.nda
         "user_id": writer.open_array(split, "user_id", (n,), np.int64),
     }
     steps = np.arange(t)
+    # one zero row appended to each behaviour array: padding positions gather it, no masking needed
+    seq_item = np.concatenate([seq_item, np.zeros((1, fi), dtype=np.int64)])
+    seq_neg = np.concatenate([seq_neg, np.zeros((1, fi), dtype=np.int64)])
+    pad = len(seq_item) - 1
     for a in range(0, n, chunk):
         ev = event[a:a + chunk]
         length = per_event["hist_len"][ev]
         end = per_event["hist_end"][ev]
-        valid = steps[None, :] < length[:, None]
-        idx = np.where(valid, (end - length)[:, None] + steps[None, :], 0)
-        for key, seq in (("hist", seq_item), ("neg_hist", seq_neg)):
-            block = seq[idx] if len(seq) else np.zeros((len(ev), t, fi), dtype=np.int64)
-            block[~valid] = 0
-            sinks[key].write(block)
+        idx = np.where(steps[None, :] < length[:, None], (end - length)[:, None] + steps[None, :], pad)
+        sinks["hist"].write(seq_item[idx])
+        sinks["neg_hist"].write(seq_neg[idx])
         sinks["item"].write(item[a:a + chunk])
         sinks["label"].write(label[a:a + chunk])
         sinks["hist_len"].write(length)
