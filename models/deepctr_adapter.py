@@ -75,7 +75,7 @@ _COMMON = {"embedding_dim", "init_std"}
 _DNN = {"dnn_hidden_units", "dnn_activation", "dnn_use_bn", "dropout"}
 _ATTENTION = {"att_hidden_size", "att_activation", "att_weight_normalization"}
 MODEL_OPTIONS: dict[str, set[str]] = {
-    "lr": _COMMON,
+    "lr": _COMMON | {"dropout"},  # LR has no hidden layer: dropout is accepted (every model config has it), unused
     "wide_deep": _COMMON | _DNN,
     "dcn": _COMMON | _DNN | {"cross_num", "cross_parameterization", "use_linear"},
     "deepfm": _COMMON | _DNN,

@@ -291,3 +291,74 @@ def test_config_options_are_checked() -> None:
     del cfg["att_hidden_size"]
     with pytest.raises(ValueError, match="missing \\['att_hidden_size'\\]"):
         build_deepctr_model(cfg, SCHEMA, seed=0, device=CPU)
+
+
+# ---- end to end: one short run per model through the shared runner --------------------------------------
+RUN_METRICS = {"test_auc", "test_logloss", "test_gauc", "best_epoch", "epoch_time_s"}
+RUN_TAGS = {"model", "dataset", "variant", "seed", "git_commit", "device"}
+
+
+def _compose(*overrides: str) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def _finished_run(uri: str, experiment: str, model: str) -> dict[str, object]:
+    """The single run of `model` in `experiment`: its status, metric keys and tags."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.model = '{model}'")
+    assert len(runs) == 1, f"{model}: expected one run, found {len(runs)}"
+    run = runs[0]
+    return {"status": run.info.status, "metrics": run.data.metrics, "tags": run.data.tags}
+
+
+@pytest.fixture(scope="module")
+def run_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, object]]:
+    """A temporary MLflow store holding one short MIAN run, the reference for metric and tag names."""
+    from benchmark.run import run_job
+    from conftest import TINY_SYNTHETIC
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    run_job(_compose(*TINY_SYNTHETIC, "model=mian", "trainer.max_epochs=1", f"tracking.uri={uri}",
+                     "tracking.experiment=baselines-test"))
+    return uri, _finished_run(uri, "baselines-test", "mian")
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_short_run_lands_a_finished_mlflow_run_like_mian(name: str, run_store: tuple[str, dict]) -> None:
+    from benchmark.run import run_job
+    from conftest import TINY_SYNTHETIC
+
+    uri, mian = run_store
+    final = run_job(_compose(*TINY_SYNTHETIC, f"model={name}", "trainer.max_epochs=1", f"tracking.uri={uri}",
+                             "tracking.experiment=baselines-test"))
+    assert 0.0 <= final["test_auc"] <= 1.0 and np.isfinite(final["test_logloss"])
+    run = _finished_run(uri, "baselines-test", name)
+    assert run["status"] == "FINISHED"
+    assert RUN_METRICS <= set(run["metrics"])
+    assert set(run["metrics"]) == set(mian["metrics"])
+    assert RUN_TAGS <= set(run["tags"])
+    assert {k for k in mian["tags"] if not k.startswith("mlflow.")} - {"encoder"} <= set(run["tags"])
+    assert run["tags"]["model"] == name
+
+
+@pytest.mark.slow  # ~40 s on 2 shared cores (a fresh interpreter and MLflow store); the runs above cover run_job
+def test_command_line_run(tmp_path: Path) -> None:
+    """`python -m benchmark model=dien ...` exactly as a user types it."""
+    import subprocess
+    import sys
+
+    from conftest import TINY_SYNTHETIC
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [sys.executable, "-m", "benchmark", "model=dien", *TINY_SYNTHETIC, "trainer.max_epochs=1",
+               f"tracking.uri={uri}", "tracking.experiment=cli", f"hydra.run.dir={tmp_path / 'out'}"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "dien on synthetic" in done.stdout
+    assert _finished_run(uri, "cli", "dien")["status"] == "FINISHED"
