@@ -1,0 +1,104 @@
+"""The job runner end to end: config composition and validation, one MLflow run per job."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from hydra.errors import MissingConfigException
+from mlflow.tracking import MlflowClient
+
+from benchmark import PROJECT_ROOT
+from benchmark.config import ConfigError, validate_config
+from benchmark.run import run_job
+from conftest import TINY_SYNTHETIC
+
+CONF = PROJECT_ROOT / "conf"
+EPOCH_METRICS = {"train_loss", "val_auc", "val_logloss", "epoch_time_s"}
+FINAL_METRICS = {"test_auc", "test_logloss", "test_gauc", "best_epoch", "epoch_time_mean_s", "first_epoch_time_s"}
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_every_config_combination_composes_and_validates(compose_cfg) -> None:
+    for model in options("model"):
+        for dataset in options("dataset"):
+            ablations = options("ablation") if model == "mian" else ["full"]
+            for ablation in ablations:
+                cfg = compose_cfg(f"model={model}", f"dataset={dataset}", f"ablation={ablation}")
+                validate_config(cfg)
+                assert cfg.model.name == model and cfg.dataset.name == dataset
+    for encoder in ("pre_ln", "post_ln", "none"):
+        validate_config(compose_cfg(f"model.encoder={encoder}"))
+
+
+def test_every_experiment_composes(compose_cfg) -> None:
+    for experiment in options("experiment"):
+        cfg = compose_cfg(f"experiment={experiment}")
+        assert "model" in cfg and "dataset" in cfg
+
+
+def test_unknown_names_list_what_exists(compose_cfg) -> None:
+    with pytest.raises(MissingConfigException, match="mian"):
+        compose_cfg("model=nope")
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("trainer.batch_size=0", "trainer.batch_size"),
+        ("model.dropout=-0.1", "model.dropout"),
+        ("trainer.lr=0", "trainer.lr"),
+        ("model.encoder=lstm", "model.encoder"),
+        ("trainer.device=tpu", "trainer.device"),
+        ("seed=-1", "seed"),
+    ],
+)
+def test_invalid_values_name_the_key(compose_cfg, override: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate_config(compose_cfg(override))
+
+
+def test_ablation_on_a_baseline_is_refused(compose_cfg) -> None:
+    if "lr" not in options("model"):
+        pytest.skip("baseline configs not present")
+    with pytest.raises(ConfigError, match="ablation=no_iuim applies to model=mian only"):
+        validate_config(compose_cfg("model=lr", "ablation=no_iuim"))
+
+
+def test_a_job_lands_exactly_one_finished_run_with_all_metrics(compose_cfg, tracking_uri: str) -> None:
+    cfg = compose_cfg(*TINY_SYNTHETIC, f"tracking.uri={tracking_uri}", "tracking.experiment=e2e", "seed=3")
+    final = run_job(cfg)
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("e2e")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert FINAL_METRICS <= set(run.data.metrics)
+    assert run.data.metrics["test_auc"] == pytest.approx(final["test_auc"])
+    for metric in EPOCH_METRICS:
+        history = client.get_metric_history(run.info.run_id, metric)
+        assert [m.step for m in history] == [1, 2]
+    tags = run.data.tags
+    assert {"model": "mian", "dataset": "synthetic", "variant": "full", "seed": "3"}.items() <= tags.items()
+    assert tags["git_commit"] and tags["device"] and tags["torch_version"]
+    assert run.data.params["trainer.batch_size"] == "128"
+    config_text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml")
+    assert "encoder: pre_ln" in config_text
+
+
+def test_cli_rejects_a_bad_value_before_training(tmp_path: Path) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark", "trainer.batch_size=0", f"hydra.run.dir={tmp_path / 'out'}"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "trainer.batch_size=0 is invalid" in proc.stderr
+    assert "Traceback" not in proc.stderr
