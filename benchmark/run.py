@@ -8,6 +8,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 import torch
 from omegaconf import DictConfig
 
@@ -33,6 +34,25 @@ def seed_everything(seed: int) -> None:
 def variant_of(cfg: DictConfig) -> str:
     """What distinguishes this configuration of the model in the tables: MIAN's ablation, else 'default'."""
     return str(cfg.ablation.name) if cfg.model.name == "mian" else "default"
+
+
+def log_attention_sample(trainer: Trainer, model: torch.nn.Module, count: int = 14) -> None:
+    """For MIAN, the GIM weights of `count` random test examples (the paper's Figure 6) as an artifact."""
+    explain = getattr(model, "explain", None)
+    if explain is None or getattr(model, "gim", None) is None:
+        return
+    test = trainer.data["test"]
+    n = len(test["label"])
+    generator = torch.Generator().manual_seed(trainer.seed)
+    index = torch.randperm(n, generator=generator)[: min(count, n)].to(trainer.device)
+    model.eval()
+    with torch.no_grad():
+        out = explain({k: v.index_select(0, index) for k, v in test.items()})
+    frame = pd.DataFrame(out["gim"].float().cpu().numpy(), columns=model.gim_names)
+    frame.insert(0, "test_index", index.cpu().numpy())
+    frame["label"] = test["label"].index_select(0, index).cpu().numpy()
+    frame["prob"] = torch.sigmoid(out["logits"].float()).cpu().numpy()
+    mlflow.log_text(frame.to_csv(index=False), "gim_weights.csv")
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
@@ -82,6 +102,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
                 **summarise_epoch_times(result.epoch_times),
             }
             mlflow.log_metrics(final)
+            log_attention_sample(trainer, model)
         except KeyboardInterrupt:
             mlflow.set_tag("error", "interrupted")
             mlflow.end_run(status="KILLED")
