@@ -48,18 +48,19 @@ META = [
 ITEM_CATE = {1: 2, 2: 4, 3: 3, 4: 2, 5: 1, 6: 0}
 
 
-def review_line(user: str, asin: str, overall: float, day: int) -> str:
+def review_line(user: str, asin: str, overall: float, day: int, sort_keys: bool = False) -> str:
     d = {"reviewerID": user, "asin": asin, "reviewerName": "Jo \"JJ\" Doe", "helpful": [0, 0],
          "reviewText": "Great, \"asin\": \"X\" café\nok", "overall": overall, "summary": "Fine",
          "unixReviewTime": BASE + day * DAY, "reviewTime": "01 1, 2013"}
-    return json.dumps(d)
+    return json.dumps(d, sort_keys=sort_keys)
 
 
-def write_raw(folder: Path, reviews=REVIEWS, meta=META, extra_review_lines=(), extra_meta_lines=()) -> Path:
+def write_raw(folder: Path, reviews=REVIEWS, meta=META, extra_review_lines=(), extra_meta_lines=(),
+              sort_keys: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with gzip.open(folder / "reviews_Electronics_5.json.gz", "wt", encoding="utf-8") as f:
         for r in reviews:
-            f.write(review_line(*r) + "\n")
+            f.write(review_line(*r, sort_keys=sort_keys) + "\n")
         for line in extra_review_lines:
             f.write(line + "\n")
     with gzip.open(folder / "meta_Electronics.json.gz", "wt", encoding="utf-8") as f:
@@ -182,6 +183,15 @@ def test_features_use_only_the_past(tmp_path: Path) -> None:
         b_rows = base.splits[split]["user_id"] == 2
         for key in ("hist", "hist_len", "user", "context", "item"):
             np.testing.assert_array_equal(base.splits[split][key][b_rows], later.splits[split][key][b_rows])
+
+
+def test_review_fast_path_matches_json(tmp_path: Path) -> None:
+    """Lines in another key order skip the regex fast path and go through json.loads: same dataset."""
+    a = load(write_raw(tmp_path / "r1"), tmp_path / "c1")
+    b = load(write_raw(tmp_path / "r2", sort_keys=True), tmp_path / "c2")
+    for split in a.splits:
+        for key in a.splits[split]:
+            np.testing.assert_array_equal(a.splits[split][key], b.splits[split][key])
 
 
 def test_fast_meta_path_matches_literal_eval(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import ast
 import json
 import logging
 import re
+from time import perf_counter
 from array import array
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from benchmark.data.cache import CacheWriter, load_or_build
-from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, log2_bucket, option, read_lines,
-                                   resolve_raw_dir, sample_unseen, time_parts, user_positions, write_split)
+from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, log2_bucket, option, read_blocks,
+                                   read_lines, resolve_raw_dir, sample_unseen, split_block, time_parts,
+                                   user_positions, write_split)
 from benchmark.data.download import ensure_raw_files
 from benchmark.data.errors import BadLines, DataError
 from benchmark.data.schema import Dataset, Field, Schema
@@ -47,6 +49,13 @@ ACTIVITY_BUCKETS = 12  # log2 buckets of the number of past reviews
 DAY_BUCKETS = 14  # log2 buckets of day counts (tenure, gap), 2^13 days > 22 years
 RATING_BUCKETS = 9  # mean past rating rounded to half stars: 1.0 -> 1 ... 5.0 -> 9
 
+# A review line in the original layout (keys in the original order, ids without escapes): the four fields are
+# read by this regex, a whole block of lines at a time; any other line goes through json.loads. In valid JSON
+# an unescaped '"key": ' can only be structural, so the greedy '.*' finds the real keys; a cut-off line does
+# not match the anchored end.
+_REVIEW_LINE_RE = re.compile(
+    rb'^\{"reviewerID": "([^"\\\n]+)", "asin": "([^"\\\n]+)", .*"overall": ([0-9.]+), "summary": .*'
+    rb'"unixReviewTime": ([0-9]+), "reviewTime": "[^"\\\n]*"\}[ \t\r]*$', re.M)
 _ASIN_RE = re.compile(rb"'asin': u?'([^'\\]*)'")
 _CATS_RE = re.compile(rb"'categories': (\[\[.*?\]\])(?=, '|, \"|\}$)")
 
@@ -108,35 +117,77 @@ def load(cfg: Any, cache_dir: Path) -> Dataset:
 def parse_reviews(path: Path, opts: AmazonOptions) -> tuple[list[str], list[str], dict[str, np.ndarray], dict]:
     """Stream the reviews file, keeping only (user, item, rating, time) per review.
 
-    Returns user names, item names (index = position of first appearance), the columns, and counters.
+    Returns user names, item names (index = order of first appearance), the columns, and counters. Blocks of
+    lines in the original layout are read with one regex pass per block (`_REVIEW_LINE_RE`); a block with any
+    other line is read line by line, with `json.loads` for lines the regex does not match.
     """
-    users: dict[str, int] = {}
-    items: dict[str, int] = {}
-    u_col, i_col, t_col, r_col = array("q"), array("q"), array("q"), array("d")
+    users: dict[bytes, int] = {}
+    items: dict[bytes, int] = {}
+    parts: dict[str, list[np.ndarray]] = {"user": [], "item": [], "time": [], "rating": []}
     bad = BadLines(path, opts.on_bad_line, opts.max_bad_fraction)
     total = 0
-    for total, line in read_lines(path):
+    for first, block in read_blocks(path):
+        lines = block.count(b"\n") + (not block.endswith(b"\n"))
+        total = first + lines - 1
+        rows = _REVIEW_LINE_RE.findall(block)
+        cols = None
+        if len(rows) == lines:
+            cols = _fast_columns(rows)
+        if cols is None:
+            cols = _slow_columns(split_block(block), first, bad)
+        u, i, t, r = cols
+        parts["user"].append(np.array([users.setdefault(x, len(users)) for x in u], dtype=np.int64))
+        parts["item"].append(np.array([items.setdefault(x, len(items)) for x in i], dtype=np.int64))
+        parts["time"].append(t)
+        parts["rating"].append(r)
+    n_bad = bad.finish(total)
+    n = sum(len(p) for p in parts["user"])
+    if n == 0:
+        raise DataError(f"{path} holds no reviews ({total} lines, {n_bad} malformed)")
+    columns = {k: np.concatenate(v) for k, v in parts.items()}
+    return ([u.decode("utf-8", "backslashreplace") for u in users],
+            [i.decode("utf-8", "backslashreplace") for i in items], columns,
+            {"review_lines": total, "review_bad_lines": n_bad})
+
+
+def _fast_columns(rows: list[tuple[bytes, ...]]) -> tuple | None:
+    """Columns of regex-matched rows, or None when a value is out of range (the slow path then names it)."""
+    users, items, ratings, times = zip(*rows)
+    try:
+        rating = np.array(ratings).astype(np.float64)
+        ts = np.array(times).astype(np.int64)
+    except (ValueError, OverflowError):
+        return None
+    if not (((rating >= 0.0) & (rating <= 5.0) & (ts > 0)).all()):
+        return None
+    return users, items, ts, rating
+
+
+def _slow_columns(lines: list[bytes], first: int, bad: BadLines) -> tuple:
+    """Line by line: the regex where it matches, else json.loads; bad lines go to `bad`."""
+    users, items, times, ratings = [], [], [], []
+    for line_no, line in enumerate(lines, first):
         try:
-            d = json.loads(line)
-            user, item = d["reviewerID"], d["asin"]
-            rating, ts = float(d["overall"]), int(d["unixReviewTime"])
-            if not (isinstance(user, str) and isinstance(item, str) and user and item):
-                raise ValueError("reviewerID/asin empty or not a string")
+            m = _REVIEW_LINE_RE.fullmatch(line)
+            if m is not None:
+                user, item, rating, ts = m.group(1), m.group(2), float(m.group(3)), int(m.group(4))
+            else:
+                d = json.loads(line)
+                user, item = d["reviewerID"], d["asin"]
+                rating, ts = float(d["overall"]), int(d["unixReviewTime"])
+                if not (isinstance(user, str) and isinstance(item, str) and user and item):
+                    raise ValueError("reviewerID/asin empty or not a string")
+                user, item = user.encode(), item.encode()
             if not 0.0 <= rating <= 5.0 or ts <= 0:
                 raise ValueError(f"overall={rating} or unixReviewTime={ts} out of range")
-        except (ValueError, KeyError, TypeError) as exc:
-            bad.bad(total, "empty line" if not line.strip() else f"{type(exc).__name__}: {exc}"[:200])
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
+            bad.bad(line_no, "empty line" if not line.strip() else f"{type(exc).__name__}: {exc}"[:200])
             continue
-        u_col.append(users.setdefault(user, len(users)))
-        i_col.append(items.setdefault(item, len(items)))
-        t_col.append(ts)
-        r_col.append(rating)
-    n_bad = bad.finish(total)
-    if len(u_col) == 0:
-        raise DataError(f"{path} holds no reviews ({total} lines, {n_bad} malformed)")
-    cols = {"user": np.frombuffer(u_col, dtype=np.int64), "item": np.frombuffer(i_col, dtype=np.int64),
-            "time": np.frombuffer(t_col, dtype=np.int64), "rating": np.frombuffer(r_col, dtype=np.float64)}
-    return list(users), list(items), cols, {"review_lines": total, "review_bad_lines": n_bad}
+        users.append(user)
+        items.append(item)
+        times.append(ts)
+        ratings.append(rating)
+    return users, items, np.array(times, dtype=np.int64), np.array(ratings, dtype=np.float64)
 
 
 def _category_from_literal(text: str) -> str | None:
@@ -218,8 +269,14 @@ def _reindex(old: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]
 
 def build(writer: CacheWriter, opts: AmazonOptions, reviews_path: Path, meta_path: Path) -> None:
     """Parse the raw files and stream the three splits into the cache writer."""
+    started = perf_counter()
     user_names, item_names, cols, stats = parse_reviews(reviews_path, opts)
+    log.info("read %d reviews from %s in %.1f s", len(cols["user"]), reviews_path, perf_counter() - started)
+    started = perf_counter()
     category_of, meta_stats = parse_meta(meta_path, set(item_names), opts)
+    log.info("read %d metadata lines from %s in %.1f s", meta_stats["meta_lines"], meta_path,
+             perf_counter() - started)
+    started = perf_counter()
     stats.update(meta_stats)
 
     # items without metadata
@@ -325,6 +382,7 @@ def build(writer: CacheWriter, opts: AmazonOptions, reviews_path: Path, meta_pat
         first_review_year=year_min, last_review_year=year_max,
         **{f"paper_{key}": value for key, value in paper.items()},
     )
+    log.info("built and wrote %d samples in %.1f s", stats["samples"], perf_counter() - started)
     writer.name = opts.name
     writer.stats = stats
     writer.schema = Schema(
@@ -345,7 +403,7 @@ def stats_table(stats: dict[str, Any]) -> str:
         ("categories", stats.get("categories"), stats.get("paper_categories")),
         ("reviews (= paper's samples)", stats.get("reviews"), stats.get("paper_samples")),
         ("samples (pos + neg)", stats.get("samples"), None),
-        ("  train / valid / test", (stats.get("train_samples"), stats.get("valid_samples"), stats.get("test_samples")), None),
+        ("  train / valid / test", tuple(stats.get(f"{s}_samples") for s in ("train", "valid", "test")), None),
         ("mean history length", stats.get("mean_hist_len"), None),
         ("items missing from meta", stats.get("items_missing_meta"), None),
         ("bad lines reviews / meta", (stats.get("review_bad_lines"), stats.get("meta_bad_lines")), None),

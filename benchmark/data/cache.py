@@ -80,15 +80,20 @@ class ArraySink:
         np.lib.format.write_array_header_1_0(
             self._f, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
         )
+        self._f.flush()
+        self.crc = _file_crc(path)  # of the header; extended chunk by chunk
 
     def write(self, chunk: np.ndarray) -> None:
         chunk = np.ascontiguousarray(chunk, dtype=self.dtype)
         if chunk.shape[1:] != self.shape[1:] or self._rows + len(chunk) > self.shape[0]:
             raise ValueError(f"{self.path.name}: chunk of shape {chunk.shape} does not fit {self.shape}")
         self._f.write(chunk.data)
+        self.crc = zlib.crc32(chunk.data, self.crc)
         self._rows += len(chunk)
 
     def close(self) -> None:
+        if self._f.closed:
+            return
         self._f.close()
         if self._rows != self.shape[0]:
             raise ValueError(f"{self.path.name}: wrote {self._rows} rows, expected {self.shape[0]}")
@@ -129,7 +134,7 @@ class CacheWriter:
             sink.close()
             arrays[name] = {
                 "file": sink.path.name, "shape": list(sink.shape), "dtype": sink.dtype.str,
-                "bytes": sink.path.stat().st_size, "crc32": _file_crc(sink.path),
+                "bytes": sink.path.stat().st_size, "crc32": sink.crc,
             }
         missing = [f"{s}/{k}" for s in SPLITS for k in ARRAY_KEYS if f"{s}/{k}" not in arrays]
         if missing:

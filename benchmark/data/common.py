@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import codecs
-import gzip
 import logging
 import os
+import queue
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,12 +67,56 @@ def check_encoding(name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Yield (1-based line number, raw line bytes) of a plain or gzip file, streaming.
+_READ_CHUNK = 1 << 20  # compressed bytes per read
 
-    gzip is recognised by its magic bytes. A truncated or corrupt gzip stream and a UTF-16/32 byte-order
-    mark are errors naming the file and the line reached: never a silently shorter dataset. A UTF-8
-    byte-order mark is dropped.
+
+def _produce(path: Path, is_gzip: bool, out: queue.Queue, stop: threading.Event) -> None:
+    """Reader thread: puts decompressed chunks into `out`, then b"" (or the exception raised).
+
+    zlib releases the GIL while inflating, so decompression runs on a second core while the caller parses.
+    Multi-member gzip files are followed; the gzip trailer (CRC-32, size) is checked by zlib.
+    """
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    try:
+        with open(path, "rb") as f:
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if is_gzip else None
+            while not stop.is_set():
+                data = f.read(_READ_CHUNK)
+                if inflate is None:
+                    put(data)
+                    if not data:
+                        return
+                    continue
+                if not data:
+                    if not inflate.eof:
+                        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+                    put(b"")
+                    return
+                while data:
+                    text = inflate.decompress(data, 1 << 24)  # bounded output, even for a zip bomb
+                    if text:
+                        put(text)
+                    data = inflate.unconsumed_tail
+                    if inflate.eof and inflate.unused_data:  # next gzip member
+                        data = inflate.unused_data
+                        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    except BaseException as exc:  # handed to the consumer, which raises it with the line number
+        put(exc)
+
+
+def read_blocks(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Yield (number of the block's first line, block of whole lines) of a plain or gzip file, streaming.
+
+    Every block but the last ends with a newline. gzip is recognised by its magic bytes. A truncated or
+    corrupt gzip stream and a UTF-16/32 byte-order mark are errors naming the file and the line reached:
+    never a silently shorter dataset. A UTF-8 byte-order mark is dropped.
     """
     path = Path(path)
     with open(path, "rb") as probe:
@@ -79,22 +124,61 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     is_gzip = magic == b"\x1f\x8b"
     if path.suffix == ".gz" and not is_gzip and magic:
         raise DataError(f"{path} is named .gz but is not a gzip file; download it again")
-    line_no = 0
+    chunks: queue.Queue = queue.Queue(maxsize=8)
+    stop = threading.Event()
+    reader = threading.Thread(target=_produce, args=(path, is_gzip, chunks, stop), daemon=True)
+    reader.start()
+    line_no = 0  # lines yielded so far
     try:
-        with (gzip.open(path, "rb") if is_gzip else open(path, "rb")) as f:
-            for line_no, line in enumerate(f, 1):
-                if line_no == 1:
-                    for bom, enc in _BOMS.items():
-                        if line.startswith(bom):
-                            raise DataError(f"{path} starts with a {enc} byte-order mark; expected UTF-8 "
-                                            "(or ISO-8859-1 where configured) text")
-                    line = line.removeprefix(codecs.BOM_UTF8)
-                yield line_no, line
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        rest = b""
+        while True:
+            chunk = chunks.get()
+            if isinstance(chunk, BaseException):
+                raise chunk
+            if not chunk:
+                break
+            cut = chunk.rfind(b"\n") + 1
+            if not cut:
+                rest += chunk
+                continue
+            block = rest + chunk[:cut]
+            rest = chunk[cut:]
+            if line_no == 0:
+                block = _check_first_line(path, block)
+            yield line_no + 1, block
+            line_no += block.count(b"\n")
+        if rest:
+            yield line_no + 1, _check_first_line(path, rest) if line_no == 0 else rest
+    except (EOFError, zlib.error) as exc:
         raise DataError(
             f"{path} is truncated or corrupt after line {line_no} ({type(exc).__name__}: {exc}); "
             "delete it and download it again"
         ) from exc
+    finally:
+        stop.set()
+        reader.join()
+
+
+def split_block(block: bytes) -> list[bytes]:
+    """The lines of a block, without their newlines."""
+    lines = block.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Yield (1-based line number, line without its newline) of a plain or gzip file (see read_blocks)."""
+    for first, block in read_blocks(path):
+        yield from enumerate(split_block(block), first)
+
+
+def _check_first_line(path: Path, line: bytes) -> bytes:
+    for bom, enc in _BOMS.items():
+        if line.startswith(bom):
+            raise DataError(f"{path} starts with a {enc} byte-order mark; expected UTF-8 "
+                            "(or ISO-8859-1 where configured) text")
+    return line.removeprefix(codecs.BOM_UTF8)
 
 
 # ---------------------------------------------------------------------------------------------- features
@@ -183,17 +267,21 @@ def write_split(writer: CacheWriter, split: str, event: np.ndarray, item: np.nda
         "user_id": writer.open_array(split, "user_id", (n,), np.int64),
     }
     steps = np.arange(t)
-    # one zero row appended to each behaviour array: padding positions gather it, no masking needed
-    seq_item = np.concatenate([seq_item, np.zeros((1, fi), dtype=np.int64)])
-    seq_neg = np.concatenate([seq_neg, np.zeros((1, fi), dtype=np.int64)])
-    pad = len(seq_item) - 1
+    # one zero row appended to each behaviour array: padding positions gather it, no masking needed. Rows are
+    # viewed as single opaque elements so that np.take copies whole rows (several times faster than fancy
+    # indexing of a 2-D array).
+    row = np.dtype((np.void, 8 * fi))
+    rows = {key: np.ascontiguousarray(np.concatenate([seq, np.zeros((1, fi), dtype=np.int64)]),
+                                      dtype=np.int64).view(row).ravel()
+            for key, seq in (("hist", seq_item), ("neg_hist", seq_neg))}
+    pad = len(seq_item)
     for a in range(0, n, chunk):
         ev = event[a:a + chunk]
         length = per_event["hist_len"][ev]
         end = per_event["hist_end"][ev]
         idx = np.where(steps[None, :] < length[:, None], (end - length)[:, None] + steps[None, :], pad)
-        sinks["hist"].write(seq_item[idx])
-        sinks["neg_hist"].write(seq_neg[idx])
+        for key in ("hist", "neg_hist"):
+            sinks[key].write(np.take(rows[key], idx).view(np.int64).reshape(len(ev), t, fi))
         sinks["item"].write(item[a:a + chunk])
         sinks["label"].write(label[a:a + chunk])
         sinks["hist_len"].write(length)
