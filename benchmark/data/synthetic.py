@@ -8,7 +8,8 @@ Generative story (all sizes and strengths are `dataset.*` config values):
 - A fraction `inactive_fraction` of users are inactive: their samples see histories of 0 to 2 behaviours.
 - Each sample: candidate item, history = the last `max_len` behaviours before it, context fields (hour bucket 6,
   weekday 7, season 4). With probability `unrelated_fraction` the candidate comes from a category that the user
-  has never behaved on (the paper's "candidate unrelated to any past behaviour").
+  has never behaved on (the paper's "candidate unrelated to any past behaviour"), with probability
+  `related_fraction` from the category of one of the sample's own past behaviours, otherwise it is any item.
 - Click logit = base_logit + Σ strength_e * score_e, each score standardised to unit variance over items/users:
   * effects.sequence: the share of the history in the candidate's category, recent behaviours weighted double
     (0 when the history is empty) -> what IBIM models;
@@ -75,11 +76,18 @@ def generate(cfg: DictConfig) -> Dataset:
         stream = items_of(stream_cates)
         # position in the stream at which each sample happens: its history is stream[:pos][-t_max:]
         positions = rng.integers(0, 3, size=n) if inactive else np.sort(rng.integers(1, stream_len + 1, size=n))
-        unseen = np.setdiff1d(np.arange(1, n_cates + 1), stream_cates)
-        unrelated = (rng.random(n) < float(cfg.unrelated_fraction)) & (len(unseen) > 0)
-        cand = np.where(unrelated, items_of(rng.choice(unseen, size=n)) if len(unseen) else 0,
-                        rng.integers(1, n_items + 1, size=n))
         lengths = np.minimum(positions, t_max)
+        # candidate: unrelated (a category never behaved on), related (the category of one of the sample's own
+        # past behaviours), or any item
+        unseen = np.setdiff1d(np.arange(1, n_cates + 1), stream_cates)
+        draw = rng.random(n)
+        unrelated = (draw < float(cfg.unrelated_fraction)) & (len(unseen) > 0)
+        related = ~unrelated & (draw < float(cfg.unrelated_fraction) + float(cfg.related_fraction)) & (lengths > 0)
+        past_pick = np.clip(positions - 1 - (rng.random(n) * np.maximum(lengths, 1)).astype(np.int64), 0, None)
+        cand = rng.integers(1, n_items + 1, size=n)
+        if len(unseen):
+            cand = np.where(unrelated, items_of(rng.choice(unseen, size=n)), cand)
+        cand = np.where(related, items_of(stream_cates[past_pick]), cand)
         # hist[s, t] = stream[pos_s - len_s + t] for t < len_s, else padding
         t_idx = np.arange(t_max)[None, :]
         valid = t_idx < lengths[:, None]
