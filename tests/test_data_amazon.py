@@ -214,10 +214,14 @@ def test_fast_meta_path_matches_literal_eval(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- bad input
 def test_malformed_lines_skipped_and_counted(tmp_path: Path) -> None:
+    # meta: a cut-off line of a reviewed item and a line that is no dict are bad; a cut-off line of an item
+    # nobody reviewed is not even parsed beyond its asin
     raw = write_raw(tmp_path / "raw", extra_review_lines=['{"reviewerID": "A9", "asin": ', ""],
-                    extra_meta_lines=["{'asin': 'B0000077', 'categories': [["])
+                    extra_meta_lines=["{'asin': 'B0000006', 'categories': [[", "garbage",
+                                      "{'asin': 'B0000077', 'categories': [["])
     ds = load(raw, tmp_path / "cache", max_bad_fraction=0.5)
-    assert ds.stats["review_bad_lines"] == 2 and ds.stats["meta_bad_lines"] == 1
+    assert ds.stats["review_bad_lines"] == 2 and ds.stats["meta_bad_lines"] == 2
+    assert ds.stats["items_missing_meta"] == 1
     assert ds.stats["users"] == 3
 
 

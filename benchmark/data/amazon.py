@@ -57,6 +57,7 @@ _REVIEW_LINE_RE = re.compile(
     rb'^\{"reviewerID": "([^"\\\n]+)", "asin": "([^"\\\n]+)", .*"overall": ([0-9.]+), "summary": .*'
     rb'"unixReviewTime": ([0-9]+), "reviewTime": "[^"\\\n]*"\}[ \t\r]*$', re.M)
 _ASIN_RE = re.compile(rb"'asin': u?'([^'\\]*)'")
+_META_HEAD_RE = re.compile(rb"^\{'asin': u?'([^'\\\n]*)'", re.M)
 _CATS_RE = re.compile(rb"'categories': (\[\[.*?\]\])(?=, '|, \"|\}$)")
 
 
@@ -206,22 +207,34 @@ def _category_from_literal(text: str) -> str | None:
 def parse_meta(path: Path, wanted: set[str], opts: AmazonOptions) -> tuple[dict[str, str | None], dict]:
     """Stream the metadata file (Python dict literals), returning {asin: leaf category or None} for `wanted`.
 
-    Fast path: regexes pick out 'asin' and the 'categories' literal, each required to occur exactly once
-    in a line shaped like a dict; only the (short, heavily repeated, memoised) categories literal is
-    evaluated. Any line the fast path cannot vouch for goes through `ast.literal_eval` of the whole line.
+    Lines of items that are not wanted are not parsed beyond their asin. Fast path: a line that starts with
+    `{'asin': '...'` names its item there (only the first key can sit at the start of a line); in a wanted
+    line a regex picks out the 'categories' literal when it occurs exactly once, and only that short, heavily
+    repeated (memoised) literal is evaluated. Any line the fast path cannot vouch for goes through
+    `ast.literal_eval` of the whole line.
     """
+    wanted_b = {a.encode() for a in wanted}
     found: dict[str, str | None] = {}
     memo: dict[bytes, str | None] = {}
     bad = BadLines(path, opts.on_bad_line, opts.max_bad_fraction)
-    total = duplicates = slow = 0
-    for total, line in read_lines(path):
+    counters = {"duplicates": 0, "slow": 0}
+    total = 0
+
+    def add(asin: str, category: str | None) -> None:
+        if asin in found:
+            counters["duplicates"] += 1
+        else:
+            found[asin] = category
+
+    def one_line(line_no: int, line: bytes, asin: bytes | None) -> None:
         s = line.strip()
-        m = _ASIN_RE.search(s) if s[:1] == b"{" and s[-1:] == b"}" and s.count(b"'asin':") == 1 else None
-        if m is not None:
-            asin = m.group(1).decode("ascii", "replace")
-            if asin not in wanted:
-                continue
-            c = _CATS_RE.search(s) if s.count(b"'categories':") == 1 else None
+        if asin is None and s[:1] == b"{" and s.count(b"'asin':") == 1:
+            m = _ASIN_RE.search(s)
+            asin = m.group(1) if m else None
+        if asin is not None:
+            if asin not in wanted_b:
+                return
+            c = _CATS_RE.search(s) if s[-1:] == b"}" and s.count(b"'categories':") == 1 else None
             if c is not None:
                 key = c.group(1)
                 if key not in memo:
@@ -229,31 +242,39 @@ def parse_meta(path: Path, wanted: set[str], opts: AmazonOptions) -> tuple[dict[
                         memo[key] = _category_from_literal(key.decode(opts.meta_encoding))
                     except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
                         c = None
-            if c is not None:
-                if asin in found:
-                    duplicates += 1
-                else:
-                    found[asin] = memo[c.group(1)]
-                continue
-        slow += 1
+                if c is not None:
+                    add(asin.decode(), memo[key])
+                    return
+        counters["slow"] += 1
         try:
             d = ast.literal_eval(s.decode(opts.meta_encoding))
             if not isinstance(d, dict) or not isinstance(d.get("asin"), str):
                 raise ValueError("not a dict with a string 'asin'")
             category = _category_from_literal(d["categories"]) if "categories" in d else None
         except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError, TypeError) as exc:
-            bad.bad(total, "empty line" if not s else f"{type(exc).__name__}: {exc}"[:200])
-            continue
+            bad.bad(line_no, "empty line" if not s else f"{type(exc).__name__}: {exc}"[:200])
+            return
         if d["asin"] in wanted:
-            if d["asin"] in found:
-                duplicates += 1
-            else:
-                found[d["asin"]] = category
+            add(d["asin"], category)
+
+    for first, block in read_blocks(path):
+        n_lines = block.count(b"\n") + (not block.endswith(b"\n"))
+        total = first + n_lines - 1
+        heads = _META_HEAD_RE.findall(block)
+        if len(heads) == n_lines:  # every line starts with its asin: look only at the wanted ones
+            hits = [k for k, a in enumerate(heads) if a in wanted_b]
+            if hits:
+                lines = split_block(block)
+                for k in hits:
+                    one_line(first + k, lines[k], heads[k])
+        else:
+            for line_no, line in enumerate(split_block(block), first):
+                one_line(line_no, line, None)
     n_bad = bad.finish(total)
     if total == 0:
         raise DataError(f"{path} is empty")
-    return found, {"meta_lines": total, "meta_bad_lines": n_bad, "meta_duplicate_items": duplicates,
-                   "meta_lines_slow_path": slow}
+    return found, {"meta_lines": total, "meta_bad_lines": n_bad, "meta_duplicate_items": counters["duplicates"],
+                   "meta_lines_slow_path": counters["slow"]}
 
 
 # ---------------------------------------------------------------------------------------------- building
