@@ -180,7 +180,8 @@ def child(raw: Path, cache: Path) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     build_rss, build_cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     dataset.validate()  # reads every array through the memory map: its pages count as resident (file-backed)
-    out = {"build_s": round(build_s, 1), "build_cpu_s": round(build_cpu, 1), "build_peak_rss_mib": round(build_rss / 1024),
+    out = {"build_s": round(build_s, 1), "build_cpu_s": round(build_cpu, 1),
+           "build_peak_rss_mib": round(build_rss / 1024),
            "validate_s": round(time.perf_counter() - started - build_s, 1),
            "peak_rss_with_validate_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
            **{k: dataset.stats[k] for k in ("users", "items", "categories", "reviews", "samples", "train_samples",

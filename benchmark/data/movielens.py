@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-from array import array
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,8 @@ import numpy as np
 
 from benchmark.data.cache import CacheWriter, load_or_build
 from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, log2_bucket, option, rank_ids,
-                                   read_lines, resolve_raw_dir, sample_unseen, time_parts, user_positions,
-                                   write_split)
+                                   read_blocks, read_lines, resolve_raw_dir, sample_unseen, split_block, time_parts,
+                                   user_positions, write_split)
 from benchmark.data.download import ensure_raw_files
 from benchmark.data.errors import BadLines, DataError
 from benchmark.data.schema import Dataset, Field, Schema
@@ -36,6 +35,7 @@ PIPELINE_VERSION = 1  # bump whenever the produced arrays change for the same co
 FULL_ML1M = {"users": 6_040, "items": 3_706, "ratings": 1_000_209}
 DAY_BUCKETS = 14
 _YEAR_RE = re.compile(r"\((\d{4})\)\s*$")
+_RATING_RE = re.compile(rb"^(\d{1,18})::(\d{1,18})::(\d{1,18})::(\d{1,18})\r?$", re.M)
 
 
 @dataclass(frozen=True)
@@ -96,28 +96,44 @@ def load(cfg: Any, cache_dir: Path) -> Dataset:
 
 # ---------------------------------------------------------------------------------------------- parsing
 def parse_ratings(path: Path, opts: MovieLensOptions) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """UserID::MovieID::Rating::Timestamp per line."""
-    cols = {k: array("q") for k in ("user", "movie", "rating", "time")}
-    u_app, m_app, r_app, t_app = (cols[k].append for k in ("user", "movie", "rating", "time"))
+    """UserID::MovieID::Rating::Timestamp per line; a block of well-formed lines is read by one regex pass."""
+    parts: list[np.ndarray] = []
     bad = BadLines(path, opts.on_bad_line, opts.max_bad_fraction)
     total = 0
-    for total, line in read_lines(path):
-        parts = line.split(b"::")
-        try:
-            if len(parts) != 4:
-                raise ValueError(f"{len(parts)} fields, expected UserID::MovieID::Rating::Timestamp")
-            u, m, r, t = int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3])
-            if u <= 0 or m <= 0 or not 1 <= r <= 5 or t < 0:
-                raise ValueError("value out of range")
-        except ValueError as exc:
-            bad.bad(total, "empty line" if not line.strip() else str(exc)[:200])
-            continue
-        u_app(u), m_app(m), r_app(r), t_app(t)
+    for first, block in read_blocks(path):
+        n_lines = block.count(b"\n") + (not block.endswith(b"\n"))
+        total = first + n_lines - 1
+        rows = _RATING_RE.findall(block)
+        if len(rows) == n_lines:
+            values = np.array(rows).astype(np.int64)
+            if _valid_ratings(values).all():
+                parts.append(values)
+                continue
+        values = np.zeros((n_lines, 4), dtype=np.int64)
+        keep = np.zeros(n_lines, dtype=bool)
+        for k, line in enumerate(split_block(block)):
+            fields = line.split(b"::")
+            try:
+                if len(fields) != 4:
+                    raise ValueError(f"{len(fields)} fields, expected UserID::MovieID::Rating::Timestamp")
+                values[k] = [int(f) for f in fields]
+                if not _valid_ratings(values[k:k + 1])[0]:
+                    raise ValueError("value out of range")
+            except (ValueError, OverflowError) as exc:
+                bad.bad(first + k, "empty line" if not line.strip() else str(exc)[:200])
+                continue
+            keep[k] = True
+        parts.append(values[keep])
     n_bad = bad.finish(total)
-    if len(cols["user"]) == 0:
+    values = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
+    if len(values) == 0:
         raise DataError(f"{path} holds no ratings ({total} lines, {n_bad} malformed)")
-    return ({k: np.frombuffer(v, dtype=np.int64) for k, v in cols.items()},
-            {"rating_lines": total, "rating_bad_lines": n_bad})
+    cols = {k: np.ascontiguousarray(values[:, j]) for j, k in enumerate(("user", "movie", "rating", "time"))}
+    return cols, {"rating_lines": total, "rating_bad_lines": n_bad}
+
+
+def _valid_ratings(values: np.ndarray) -> np.ndarray:
+    return (values[:, 0] > 0) & (values[:, 1] > 0) & (values[:, 2] >= 1) & (values[:, 2] <= 5) & (values[:, 3] >= 0)
 
 
 def _split_fields(path: Path, opts: MovieLensOptions, n_fields: int, what: str) -> tuple[list[list[str]], int]:
@@ -276,7 +292,7 @@ def stats_table(stats: dict[str, Any]) -> str:
         ("genres (first listed)", stats.get("genres"), None),
         ("ratings = samples", stats.get("ratings"), stats.get("full_ml1m_ratings")),
         ("positive rate (rating >= 4)", stats.get("positive_rate"), None),
-        ("train / valid / test", (stats.get("train_samples"), stats.get("valid_samples"), stats.get("test_samples")), None),
+        ("train / valid / test", tuple(stats.get(f"{s}_samples") for s in ("train", "valid", "test")), None),
         ("mean history length", stats.get("mean_hist_len"), None),
     ]
     return format_table(rows, f"MovieLens statistics ({stats.get('subset')}) vs the full ML-1M", "full ML-1M")
