@@ -119,3 +119,29 @@ def test_movielens_zip_is_extracted(tmp_path: Path, monkeypatch) -> None:
     dl._extract_ml1m(zpath, tmp_path / "raw")
     assert (tmp_path / "raw" / "ratings.dat").read_text() == "1::1::5::978300760\n"
     assert dl.missing("movielens", tmp_path / "raw") == []
+
+
+def test_cli_download_failure_and_stats(tmp_path: Path, monkeypatch, capsys) -> None:
+    import json
+    import sys
+
+    from benchmark.data.__main__ import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = dl.SOURCES["movielens"]
+    monkeypatch.setitem(dl.SOURCES, "movielens", dl.Source(
+        src.title, (dl.RemoteFile("ml-1m.zip", f"http://127.0.0.1:{port}/ml-1m.zip"),), src.required,
+        src.homepage, src.extract_hint))
+    assert main(["download", "movielens", "--raw-dir", str(tmp_path / "raw"), "--timeout", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "ratings.dat or ratings.dat.gz, users.dat, movies.dat" in err and "ml-1m.zip" in err
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_data_movielens import write_raw
+
+    raw = write_raw(tmp_path / "ml")
+    assert main(["stats", "movielens", "--raw-dir", str(raw), "--cache-dir", str(tmp_path / "c"), "max_len=5"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["ratings"] == 11 and stats["max_len"] == 5

@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--raw-dir", default=None)
     s.add_argument("--cache-dir", type=Path, default=None, help="default: datasets/cache")
     s.add_argument("overrides", nargs="*", help="dataset config overrides, e.g. negatives=2")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)  # overrides may come after the options
+    if extra and (args.command != "stats" or any("=" not in e for e in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "download":
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         conf = PROJECT_ROOT / "conf" / "dataset" / f"{args.name}.yaml"
         if not conf.exists():
             raise DataError(f"no dataset config {conf}")
-        cfg = OmegaConf.merge(OmegaConf.load(conf), OmegaConf.from_dotlist(args.overrides))
+        cfg = OmegaConf.merge(OmegaConf.load(conf), OmegaConf.from_dotlist(args.overrides + extra))
         if args.raw_dir is not None:
             cfg.raw_dir = args.raw_dir
         dataset = load_dataset(cfg, args.cache_dir)
