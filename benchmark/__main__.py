@@ -9,22 +9,30 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from benchmark.interrupt import Interrupted
 from benchmark.run import USER_ERRORS, run_job
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Returns the test AUC (Hydra sweepers may optimise it). In a multirun, a failed job is reported and the
-    sweep goes on; a single run exits with status 2 and the error message."""
+    sweep goes on; a single run exits with status 2 and the error message. An interrupt (SIGINT, SIGTERM) ends
+    the job and the sweep with status 128 + the signal number."""
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         return float(run_job(cfg)["test_auc"])
+    except KeyboardInterrupt as error:  # SIGINT/SIGTERM: the run is KILLED, its checkpoint kept; a sweep stops
+        if os.environ.get("BENCHMARK_DEBUG"):
+            raise
+        sys.exit(error.exit_code if isinstance(error, Interrupted) else 130)
     except USER_ERRORS as error:
         if os.environ.get("BENCHMARK_DEBUG"):
             raise
-        print(f"error: {error}", file=sys.stderr)
         if multirun:
+            job = HydraConfig.get().job
+            print(f"error in job {job.num} ({job.override_dirname or 'defaults'}): {error}", file=sys.stderr)
             return None
+        print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -1,6 +1,7 @@
 """One job: validate the config, load data, build the model, train, and record it all as one MLflow run."""
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -12,9 +13,12 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from benchmark.config import validate_config
+from benchmark import tracking
+from benchmark.checkpoint import JobCheckpoint, open_job_checkpoint
+from benchmark.config import ConfigError, validate_config
 from benchmark.data import load_dataset
-from benchmark.tracking import TrackingError, dashboard_hint, git_commit, log_config, prepare_experiment, resolve_tracking_uri
+from benchmark.interrupt import Interrupted, deferred, stop_on_signals
+from benchmark.tracking import TrackingError
 from benchmark.trainer import NonFiniteLossError, Trainer, device_name, select_device, summarise_epoch_times
 from models import build_model
 
@@ -52,47 +56,87 @@ def log_attention_sample(trainer: Trainer, model: torch.nn.Module, count: int = 
     frame.insert(0, "test_index", index.cpu().numpy())
     frame["label"] = test["label"].index_select(0, index).cpu().numpy()
     frame["prob"] = torch.sigmoid(out["logits"].float()).cpu().numpy()
-    mlflow.log_text(frame.to_csv(index=False), "gim_weights.csv")
+    tracking.log_text(frame.to_csv(index=False), "gim_weights.csv")
+
+
+def _end_run(status: str, tags: dict[str, str]) -> None:
+    """Tag and end the active run; a failure to reach the store here is reported, not raised (the original
+    error is the one that matters)."""
+    try:
+        tracking.set_tags(tags)
+        mlflow.end_run(status=status)
+    except Exception as error:  # noqa: BLE001
+        print(f"[benchmark] warning: could not mark the MLflow run {status}: {error}", file=sys.stderr)
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
-    """Run one job and return its final metrics. Every failure after the MLflow run starts ends that run as
-    FAILED (or KILLED on interrupt) with the reason in the `error` tag."""
+    """Run one job and return its final metrics.
+
+    The config is validated before anything else. Once the MLflow run has started, every failure ends it as
+    FAILED with the reason in the `error` and `error_type` tags; SIGINT/SIGTERM end it as KILLED and keep the
+    checkpoint of the last finished epoch. Rerunning the same job resumes from that checkpoint in a new run
+    tagged `resumed_from=<old run id>` (see benchmark/checkpoint.py)."""
     validate_config(cfg)
-    uri = resolve_tracking_uri(cfg.tracking.uri)
-    experiment_id = prepare_experiment(uri, str(cfg.tracking.experiment))
-    device = select_device(str(cfg.trainer.device))
+    with stop_on_signals():
+        uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+        experiment_id = tracking.prepare_experiment(uri, str(cfg.tracking.experiment))
+        device = select_device(str(cfg.trainer.device))
+        checkpoint, resume_state = open_job_checkpoint(cfg)
+        try:
+            return _run(cfg, uri, experiment_id, device, checkpoint, resume_state)
+        finally:
+            if checkpoint is not None:
+                checkpoint.release()
+
+
+def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, checkpoint: JobCheckpoint | None,
+         resume_state: dict[str, Any] | None) -> dict[str, Any]:
     seed = int(cfg.seed)
-
-    started = time.perf_counter()
-    dataset = load_dataset(cfg.dataset)
-    data_time = time.perf_counter() - started
-    seed_everything(seed)
-    model = build_model(cfg.model, cfg.ablation, dataset.schema, seed, device)
-
     tags = {
         "model": str(cfg.model.name), "dataset": str(cfg.dataset.name), "variant": variant_of(cfg),
-        "seed": str(seed), "git_commit": git_commit(), "device": device_name(device),
+        "seed": str(seed), "git_commit": tracking.git_commit(), "device": device_name(device),
         "torch_version": torch.__version__, "python_version": sys.version.split()[0],
     }
     if cfg.model.name == "mian":
         tags["encoder"] = str(cfg.model.encoder)
-    if cfg.tracking.parent_run_id:
-        tags["mlflow.parentRunId"] = str(cfg.tracking.parent_run_id)
+    parent_run_id = cfg.tracking.parent_run_id or os.environ.get("BENCHMARK_PARENT_RUN_ID")  # benchmark/sweep.py
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = str(parent_run_id)
+    if resume_state is not None:
+        tags["resumed_from"] = str(resume_state.get("run_id"))
+        tags["resumed_at_epoch"] = str(resume_state["progress"]["epoch"])
+    if checkpoint is not None:
+        tags["checkpoint_dir"] = str(checkpoint.folder)
     run_name = f"{cfg.model.name}-{cfg.dataset.name}-{tags['variant']}-seed{seed}"
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+    with tracking.retrying(mlflow.start_run, experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         try:
-            log_config(cfg)
-            mlflow.log_params({f"data.{k}": v for k, v in dataset.stats.items()})
-            mlflow.log_params({"n_parameters": sum(p.numel() for p in model.parameters())})
+            if checkpoint is not None:
+                checkpoint.run_id = run.info.run_id
+            tracking.log_config(cfg)
+            started = time.perf_counter()
+            dataset = load_dataset(cfg.dataset)
+            data_time = time.perf_counter() - started
+            n_train = len(dataset.splits["train"]["label"])
+            if int(cfg.trainer.batch_size) > n_train:
+                raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size} is larger than the {n_train} "
+                                  f"training samples of dataset {cfg.dataset.name!r}")
+            seed_everything(seed)
+            model = build_model(cfg.model, cfg.ablation, dataset.schema, seed, device)
+            tracking.log_params({f"data.{k}": v for k, v in dataset.stats.items()})
+            tracking.log_params({"n_parameters": sum(p.numel() for p in model.parameters())})
             trainer = Trainer(model, dataset, cfg.trainer, seed, device)
-            mlflow.set_tag("step_mode", trainer.step_mode)
+            tracking.set_tags({"step_mode": trainer.step_mode})
+            if resume_state is not None:  # the new run holds the whole history, each epoch once
+                for epoch, record in enumerate(resume_state["progress"]["history"], start=1):
+                    tracking.log_metrics(record, step=epoch)
 
             def log_epoch(epoch: int, record: dict[str, float]) -> None:
-                mlflow.log_metrics(record, step=epoch)
+                with deferred():
+                    tracking.log_metrics(record, step=epoch)
 
-            result = trainer.fit(on_epoch_end=log_epoch)
+            result = trainer.fit(on_epoch_end=log_epoch, resume_from=resume_state,
+                                 save_checkpoint=checkpoint.save if checkpoint is not None else None)
             final = {
                 "test_auc": result.test["auc"], "test_logloss": result.test["logloss"],
                 "test_gauc": result.test["gauc"], "best_epoch": result.best_epoch,
@@ -101,20 +145,30 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
                 "epochs_run": len(result.epoch_times), "data_load_time_s": data_time,
                 **summarise_epoch_times(result.epoch_times),
             }
-            mlflow.log_metrics(final)
+            tracking.log_metrics(final)
             log_attention_sample(trainer, model)
-        except KeyboardInterrupt:
-            mlflow.set_tag("error", "interrupted")
-            mlflow.end_run(status="KILLED")
+        except KeyboardInterrupt as error:
+            reason = str(error) if isinstance(error, Interrupted) else "interrupted (KeyboardInterrupt)"
+            kept_epoch = 0  # the epoch of the checkpoint a rerun will resume from
+            if checkpoint is not None and checkpoint.path.is_file():
+                kept_epoch = checkpoint.saved_epoch or int(resume_state["progress"]["epoch"] if resume_state else 0)
+            _end_run("KILLED", {"error": reason, "error_type": type(error).__name__,
+                                "checkpoint_epoch": str(kept_epoch)})
+            where = (f"the checkpoint of epoch {kept_epoch} is kept in {checkpoint.folder}: rerun the same command "
+                     "to resume (trainer.resume=false starts over)" if checkpoint is not None and kept_epoch
+                     else "no epoch had finished: nothing to resume")
+            print(f"[benchmark] {reason}: run {run.info.run_id} marked KILLED; {where}", file=sys.stderr)
             raise
         except BaseException as error:
-            mlflow.set_tag("error", f"{type(error).__name__}: {str(error)[:4000]}")
-            mlflow.end_run(status="FAILED")
+            _end_run("FAILED", {"error": f"{type(error).__name__}: {str(error)[:4000]}",
+                                "error_type": type(error).__name__})
             raise
+    if checkpoint is not None:  # the run is FINISHED: its checkpoint is no longer needed
+        checkpoint.discard()
     print(
         f"{tags['model']} on {tags['dataset']} ({tags['variant']}, seed {seed}, {tags['device']}): "
         f"test AUC {final['test_auc']:.4f}  logloss {final['test_logloss']:.4f}  gAUC {final['test_gauc']:.4f}  "
         f"best epoch {result.best_epoch}, {final['epoch_time_mean_s']:.2f} s/epoch | run {run.info.run_id} | "
-        f"dashboard: {dashboard_hint(uri)}"
+        f"dashboard: {tracking.dashboard_hint(uri)}"
     )
     return final

@@ -1,10 +1,14 @@
 """MLflow tracking: where the store is, one run per job, and what every run records."""
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -12,7 +16,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark import PROJECT_ROOT
 
+try:  # POSIX advisory locks; elsewhere parallel first-time creation of a SQLite store is not guarded
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
 DEFAULT_DB = PROJECT_ROOT / "mlflow.db"
+T = TypeVar("T")
 
 
 class TrackingError(RuntimeError):
@@ -41,31 +51,122 @@ def dashboard_hint(uri: str) -> str:
     return f"open {uri}"
 
 
-def prepare_experiment(uri: str, name: str) -> str:
-    """Create the store and the experiment if needed; returns the experiment id. Fails fast with a
-    TrackingError when the store is unreachable, so no job trains for an hour and then loses its results."""
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    else:
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
-    try:
-        experiment = client.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
+# Errors of a SQLite store under concurrent writers (parallel Hydra jobs): worth a retry after a short wait.
+_TRANSIENT = ("database is locked", "database table is locked", "sqlite_busy")
+
+
+def _is_transient(error: BaseException) -> bool:
+    text = f"{type(error).__name__}: {error}".lower()
+    return any(marker in text for marker in _TRANSIENT)
+
+
+def retrying(fn: Callable[..., T], *args: Any, attempts: int = 8, **kwargs: Any) -> T:
+    """fn(*args, **kwargs), retried with a growing, jittered wait while it fails with a transient SQLite
+    concurrency error (other errors are raised at once)."""
+    for attempt in range(attempts):
         try:
-            return client.create_experiment(name, artifact_location=artifact_location(uri))
-        except mlflow.exceptions.MlflowException:
-            # another job created it in the meantime
-            experiment = client.get_experiment_by_name(name)
-            if experiment is None:
+            return fn(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - filtered by _is_transient
+            if attempt == attempts - 1 or not _is_transient(error):
                 raise
-            return experiment.experiment_id
+            time.sleep(min(2.0, 0.05 * 2 ** attempt) * (1 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    retrying(mlflow.log_metrics, metrics, step=step)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    retrying(mlflow.log_params, params)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    retrying(mlflow.set_tags, tags)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    retrying(mlflow.log_text, text, artifact_file)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (created if needed), so that only one process at a time creates
+    a SQLite store's tables or an experiment: MLflow's own table creation races between processes."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+FAIL_FAST_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+
+@contextlib.contextmanager
+def _fail_fast_http() -> Iterator[None]:
+    """For the reachability probe only: no retries and a short timeout, unless the user set them. MLflow's
+    defaults (7 retries with exponential backoff, 120 s timeout) would hold a job for minutes on a dead
+    server; later logging keeps the defaults, so a short network hiccup mid-run does not fail the job."""
+    saved = {key: os.environ.get(key) for key in FAIL_FAST_HTTP}
+    for key, value in FAIL_FAST_HTTP.items():
+        os.environ.setdefault(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _get_or_create_experiment(client: MlflowClient, uri: str, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"experiment {name!r} in {uri!r} is deleted: restore it (mlflow experiments restore) or use "
+                "another tracking.experiment"
+            )
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location(uri))
+    except mlflow.exceptions.MlflowException:
+        experiment = client.get_experiment_by_name(name)  # another process created it in the meantime
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def prepare_experiment(uri: str, name: str) -> str:
+    """Create the store and the experiment if needed; returns the experiment id. Idempotent and safe to call
+    from parallel processes (SQLite: under a lock file beside the database, with retries).
+
+    Fails fast with a TrackingError when the store is unreachable or unusable, so that no job trains for an
+    hour and then loses its results."""
+    mlflow.set_tracking_uri(uri)
+    try:
+        if uri.startswith("sqlite:///"):
+            db = Path(uri[len("sqlite:///"):])
+            db.parent.mkdir(parents=True, exist_ok=True)
+            with _file_lock(db.with_name(db.name + ".lock")):
+                return retrying(lambda: _get_or_create_experiment(MlflowClient(uri), uri, name))
+        with _fail_fast_http():
+            return _get_or_create_experiment(MlflowClient(uri), uri, name)
+    except TrackingError:
+        raise
     except Exception as error:  # noqa: BLE001 - any failure here means the store is unusable
+        text = str(error)
+        reason = f"{type(error).__name__}: {text[:300]}"
+        if any(sign in text for sign in ("NewConnectionError", "Connection refused", "timed out", "Max retries")):
+            reason = "no answer (connection refused or timed out)"
         raise TrackingError(
-            f"cannot use the MLflow tracking store {uri!r}: {type(error).__name__}: {str(error)[:300]}\n"
+            f"cannot use the MLflow tracking store {uri!r}: {reason}\n"
             "Check tracking.uri / MLFLOW_TRACKING_URI (is the server running?)."
         ) from error
 
@@ -101,5 +202,5 @@ def log_config(cfg: DictConfig) -> None:
     params = {k: str(v)[:500] for k, v in flatten(container).items()}
     items = list(params.items())
     for lo in range(0, len(items), 100):
-        mlflow.log_params(dict(items[lo:lo + 100]))
-    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        log_params(dict(items[lo:lo + 100]))
+    log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")

@@ -92,6 +92,22 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     step_mode: str = "eager"
     stopped_early: bool = False
+    resumed_at_epoch: int = 0  # the last finished epoch of the checkpoint this fit resumed from (0: fresh)
+
+
+@dataclass
+class FitProgress:
+    """Where a fit stands after its last finished epoch: with the model, optimizer and RNG state, all that a
+    resumed fit needs to end exactly as an uninterrupted one."""
+
+    epoch: int = 0
+    best_auc: float = -math.inf
+    best_epoch: int = 0
+    best_val: dict[str, float] = field(default_factory=dict)
+    stale: int = 0
+    stopped: bool = False  # early stopping triggered: only the test evaluation is left
+    history: list[dict[str, float]] = field(default_factory=list)
+    epoch_times: list[float] = field(default_factory=list)
 
 
 class Trainer:
@@ -222,39 +238,83 @@ class Trainer:
         return evaluate(data["label"].cpu().numpy(), probs, data["user_id"].cpu().numpy())
 
     # ---- the whole fit ------------------------------------------------------------------------------------
-    def fit(self, on_epoch_end: EpochCallback | None = None) -> FitResult:
-        """Train with early stopping on validation AUC, restore the best weights, evaluate test once."""
+    def fit(self, on_epoch_end: EpochCallback | None = None,
+            save_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+            resume_from: dict[str, Any] | None = None) -> FitResult:
+        """Train with early stopping on validation AUC, restore the best weights, evaluate test once.
+
+        `save_checkpoint(state)` is called at the end of every epoch (after `on_epoch_end`) with
+        `training_state()`; `resume_from` is such a state: the fit continues after its last epoch and ends
+        exactly as the uninterrupted fit would have (same seed, same device and thread count)."""
         progress = {"auto": sys.stderr.isatty(), "true": True, "false": False}[str(self.cfg.progress).lower()]
-        best_auc, best_epoch, best_state, best_val = -math.inf, 0, None, {}
-        history: list[dict[str, float]] = []
-        epoch_times: list[float] = []
-        patience, stale = int(self.cfg.patience), 0
-        for epoch in range(1, int(self.cfg.max_epochs) + 1):
+        fit = FitProgress()
+        best_state: dict[str, Tensor] | None = None
+        if resume_from is not None:
+            fit, best_state = self.restore(resume_from)
+        resumed_at = fit.epoch
+        patience, max_epochs = int(self.cfg.patience), int(self.cfg.max_epochs)
+        for epoch in range(fit.epoch + 1, max_epochs + 1):
+            if fit.stopped:
+                break
             synchronize(self.device)
             start = time.perf_counter()
             train_loss = self.train_epoch(epoch, progress)
             synchronize(self.device)
             epoch_time = time.perf_counter() - start
-            epoch_times.append(epoch_time)
             val = self.evaluate("valid")
             record = {"train_loss": train_loss, "val_auc": val["auc"], "val_logloss": val["logloss"],
                       "val_gauc": val["gauc"], "epoch_time_s": epoch_time}
-            history.append(record)
+            fit.epoch = epoch
+            fit.epoch_times.append(epoch_time)
+            fit.history.append(record)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, record)
-            if val["auc"] > best_auc:
-                best_auc, best_epoch, best_val, stale = val["auc"], epoch, val, 0
+            if val["auc"] > fit.best_auc:
+                fit.best_auc, fit.best_epoch, fit.best_val, fit.stale = val["auc"], epoch, dict(val), 0
                 best_state = copy.deepcopy(self.model.state_dict())
             else:
-                stale += 1
-                if stale >= patience:
-                    break
-        stopped_early = len(history) < int(self.cfg.max_epochs)
+                fit.stale += 1
+                fit.stopped = fit.stale >= patience
+            if save_checkpoint is not None:
+                save_checkpoint(self.training_state(fit, best_state))
+        stopped_early = fit.stopped or len(fit.history) < max_epochs
         if best_state is not None:
             self.model.load_state_dict(best_state)
         test = self.evaluate("test")
-        return FitResult(best_epoch=best_epoch, best_val=best_val, test=test, epoch_times=epoch_times,
-                         history=history, step_mode=self.step_mode, stopped_early=stopped_early)
+        return FitResult(best_epoch=fit.best_epoch, best_val=fit.best_val, test=test, epoch_times=fit.epoch_times,
+                         history=fit.history, step_mode=self.step_mode, stopped_early=stopped_early,
+                         resumed_at_epoch=resumed_at)
+
+    # ---- checkpoint and resume ----------------------------------------------------------------------------
+    def training_state(self, fit: FitProgress, best_state: dict[str, Tensor] | None) -> dict[str, Any]:
+        """Everything a resumed fit needs, as plain tensors, numbers, lists and dicts (loadable with
+        torch.load(weights_only=True))."""
+        state: dict[str, Any] = {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "best_state": best_state, "progress": dict(vars(fit)), "torch_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def restore(self, state: dict[str, Any]) -> tuple[FitProgress, dict[str, Tensor] | None]:
+        """Load a `training_state()` into the model, optimizer and RNGs; returns the fit progress and the best
+        weights so far. A state that does not fit this model or optimizer raises a ValueError."""
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            fit = FitProgress(**state["progress"])
+            best = state.get("best_state")
+            best_state = {k: v.to(self.device) for k, v in best.items()} if best is not None else None
+            torch.set_rng_state(state["torch_rng"])
+            if self.device.type == "cuda" and "cuda_rng" in state:
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise ValueError(
+                f"the checkpoint does not fit this model/trainer ({type(error).__name__}: {str(error)[:300]}); "
+                "run with trainer.resume=false to start fresh"
+            ) from error
+        return fit, best_state
 
 
 def summarise_epoch_times(epoch_times: list[float]) -> dict[str, Any]:
