@@ -8,7 +8,14 @@ least once per epoch and the step shape is static, which CUDA-graph capture need
 
 Loss = mean BCE-with-logits + l2 * Σ‖w‖² over every parameter that is not an nn.Embedding weight (embedding
 tables are left out: a dense L2 gradient on all rows would shrink the rows of items absent from the batch at
-every step) + the model's `extra_loss()` where it has one (DIEN's auxiliary loss).
+every step) + the model's `extra_loss()` where it has one (DIEN's auxiliary loss). The L2 term is applied
+through its gradient, 2 * l2 * w, as Adam's `weight_decay` on those parameters (the same update, fused into the
+optimiser kernel).
+
+Speed (README "Speed"): the step never synchronises with the host (the loss is summed on the device and read
+once per epoch); on CUDA the whole step (gather, forward, backward, Adam fused and capturable) is captured as
+one CUDA graph and replayed (`trainer.cuda_graph`), unless the model cannot be captured, which is logged and
+runs eager; `trainer.compile=true` adds torch.compile to the training forward; `trainer.amp=bf16` autocasts.
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import copy
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +38,7 @@ from benchmark.data.schema import Dataset
 from benchmark.metrics import evaluate
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+WARMUP_STEPS = 3  # eager steps before the CUDA-graph capture (first epoch only)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -63,8 +72,14 @@ def to_device(split: dict[str, np.ndarray], device: torch.device) -> dict[str, T
     return {k: torch.as_tensor(v, device=device) for k, v in split.items()}
 
 
-def gather(data: dict[str, Tensor], index: Tensor) -> dict[str, Tensor]:
-    return {k: v.index_select(0, index) for k, v in data.items()}
+def gather(data: dict[str, Tensor], index: Tensor, keys: list[str] | None = None) -> dict[str, Tensor]:
+    """The rows at `index` of every array (of `keys` only, when given)."""
+    return {k: data[k].index_select(0, index) for k in (data if keys is None else keys)}
+
+
+def _flag(value: Any) -> bool:
+    """A true/false config value given as a YAML bool or as a string (`true`, `False`, ...)."""
+    return str(value).lower() == "true"
 
 
 def dense_parameters(model: nn.Module) -> list[Tensor]:
@@ -125,36 +140,98 @@ class Trainer:
         self.dense_params = dense_parameters(model)
         self.l2 = float(cfg.l2)
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16}[str(cfg.amp)]
-        use_graph = self._graph_mode()
-        self.step_mode = "cuda_graph" if use_graph else "eager"
-        self.optimizer = torch.optim.Adam(
-            model.parameters(), lr=float(cfg.lr), betas=(float(cfg.betas[0]), float(cfg.betas[1])),
-            capturable=use_graph, fused=(device.type == "cuda") or None,
-        )
+        # Training batches gather every array but user_id (gAUC only, never a model input: schema.py).
+        self.train_keys = [k for k in self.data["train"] if k != "user_id"]
         self.loss_sum = torch.zeros((), device=device)
+        self.steps_run = 0  # optimiser steps taken by this trainer (counted on the host, no sync)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._static_index = torch.zeros(self.batch_size, dtype=torch.long, device=device)
+        self._train_forward: Callable[[dict[str, Tensor]], Tensor] = model
+        self.graph_reason = ""  # why the step runs eager where a graph was possible in principle
+        self._use_graph = False
+        use_graph = self._use_graph = self._graph_mode()
+        self.step_mode = "cuda_graph" if use_graph else "eager"
+        if _flag(cfg.get("compile", False)):
+            # Training forward only: evaluation runs the plain module, so its other batch shapes never recompile.
+            self._train_forward = torch.compile(model)
+            self.step_mode += "+compile"
+        # L2 (module docstring) as Adam's weight_decay on the dense parameters: the gradient of l2 * ||w||^2 is
+        # 2 * l2 * w, which weight_decay adds to the gradient inside the (fused) optimiser kernel, instead of
+        # ~4 extra kernels per parameter in the forward and backward passes.
+        dense_ids = {id(p) for p in self.dense_params}
+        groups = [{"params": self.dense_params, "weight_decay": 2.0 * self.l2},
+                  {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in dense_ids],
+                   "weight_decay": 0.0}]
+        # fused=True: one kernel for the whole update on CUDA and on CPU (the for-loop default costs about as
+        # much as the forward pass of a small CTR model on a CPU); capturable: its step count stays on the device.
+        self.optimizer = torch.optim.Adam(
+            [g for g in groups if g["params"]], lr=float(cfg.lr), betas=(float(cfg.betas[0]), float(cfg.betas[1])),
+            capturable=use_graph, fused=True,
+        )
 
     # ---- the training step -------------------------------------------------------------------------------
     def _graph_mode(self) -> bool:
-        """Whether to capture the whole step as one CUDA graph; logs why not when it was asked for."""
-        requested = str(self.cfg.cuda_graph)
-        if requested == "false" or self.device.type != "cuda":
+        """Whether to capture the whole step as one CUDA graph: trainer.cuda_graph auto or true, on CUDA only.
+        A model that declares itself uncapturable (`graph_capturable = False`, with `graph_unsafe_reason`) or
+        whose step synchronises with the host runs eager instead, with the reason logged (`graph_reason`)."""
+        requested = str(self.cfg.cuda_graph).lower()
+        if requested == "false":
+            return False
+        if self.device.type != "cuda":
+            if requested == "true":
+                self._eager_because(f"trainer.cuda_graph=true needs CUDA, the device is {self.device}")
             return False
         if not getattr(self.model, "graph_capturable", True):
-            reason = getattr(self.model, "graph_unsafe_reason", "the model is not graph-capturable")
-            print(f"[trainer] CUDA graph disabled: {reason}; running eager", file=sys.stderr)
+            self._eager_because(getattr(self.model, "graph_unsafe_reason", "") or "the model is not graph-capturable")
+            return False
+        sync = self._host_sync_in_step()
+        if sync is not None:
+            self._eager_because(f"the training step synchronises with the host: {sync}")
             return False
         return True
 
+    def _eager_because(self, reason: str) -> None:
+        self.graph_reason = reason
+        print(f"[trainer] CUDA graph off, the training step runs eager: {reason}", file=sys.stderr)
+
+    def _host_sync_in_step(self) -> str | None:
+        """One forward and backward pass on the first training rows with CUDA's sync debug mode set to `error`:
+        returns the first line of the error when the step synchronises with the host (`.item()`, boolean-mask
+        indexing, a host tensor copied in), which a CUDA graph cannot capture; None when it does not. Leaves no
+        trace: random state, buffers (BatchNorm statistics) and gradients are restored."""
+        index = torch.arange(self.batch_size, device=self.device) % self.n_train
+        batch = gather(self.data["train"], index, self.train_keys)
+        saved_buffers = [b.detach().clone() for b in self.model.buffers()]
+        was_training = self.model.training
+        previous_mode = torch.cuda.get_sync_debug_mode()
+        self.model.train()
+        try:
+            with torch.random.fork_rng(devices=[self.device]):
+                torch.cuda.set_sync_debug_mode("error")
+                try:
+                    total, _ = self._loss(batch)
+                    total.backward()
+                finally:
+                    torch.cuda.set_sync_debug_mode(previous_mode)
+        except RuntimeError as error:
+            return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        finally:
+            with torch.no_grad():
+                for buffer, saved in zip(self.model.buffers(), saved_buffers):
+                    buffer.copy_(saved)
+            for p in self.model.parameters():
+                p.grad = None
+            self.model.train(was_training)
+        return None
+
     def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """(total loss to minimise, data loss to report)."""
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            logits = self.model(batch)
+        """(total loss to minimise, data loss to report). The L2 term's gradient comes from Adam's weight_decay
+        (see __init__). No autocast weight cache: casts cached during a capture must not outlive it."""
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None,
+                            cache_enabled=False):
+            logits = self._train_forward(batch)
         data_loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), batch["label"])
         total = data_loss
-        if self.l2 > 0 and self.dense_params:
-            total = total + self.l2 * torch.stack([p.pow(2).sum() for p in self.dense_params]).sum()
         extra_loss = getattr(self.model, "extra_loss", None)
         if extra_loss is not None:
             extra = extra_loss()
@@ -163,42 +240,63 @@ class Trainer:
         return total, data_loss
 
     def _step(self, index: Tensor) -> None:
-        """One optimiser step on the examples at `index`; no host synchronisation inside."""
-        total, data_loss = self._loss(gather(self.data["train"], index))
-        self.optimizer.zero_grad(set_to_none=self._graph is None)
+        """One optimiser step on the rows at `index`: gather, forward, backward, Adam, and the data loss added
+        to `loss_sum` on the device. No host synchronisation, so the same code runs eager and under capture."""
+        total, data_loss = self._loss(gather(self.data["train"], index, self.train_keys))
+        # Gradients set to None: backward writes fresh ones (no zero-fill kernels); under capture they come from
+        # the graph's memory pool, and every replay overwrites them.
+        self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         self.loss_sum += data_loss.detach()
 
-    def _capture(self, first_indices: list[Tensor]) -> None:
-        """Run the first steps eagerly on a side stream (warm-up, as CUDA graphs require), then capture one
-        step. The warm-up steps are real training steps on the epoch's first batches."""
-        stream = torch.cuda.Stream(self.device)
-        stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(stream):
-            for index in first_indices:
+    def _capture(self, warmup: list[Tensor]) -> None:
+        """Warm up on a side stream with real training steps on the epoch's first batches (the lazy set-ups —
+        optimiser state, cuBLAS workspaces, compilation — must happen before capture), then capture one whole
+        step that reads its rows from `_static_index`. Should the capture fail all the same, the step runs
+        eager from here on, with the reason logged."""
+        caller = torch.cuda.current_stream(self.device)
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(caller)
+        with torch.cuda.stream(side), warnings.catch_warnings():
+            # Adam warns once that a capturable optimiser runs uncaptured: expected during the warm-up.
+            warnings.filterwarnings("ignore", message=".*capturable=True.*")
+            for index in warmup:
                 self._step(index)
-        torch.cuda.current_stream(self.device).wait_stream(stream)
+        caller.wait_stream(side)
         self.optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            total, data_loss = self._loss(gather(self.data["train"], self._static_index))
-            total.backward()
-            self.optimizer.step()
-            self.loss_sum += data_loss.detach()
+        try:
+            with torch.cuda.graph(graph):
+                self._step(self._static_index)
+        except RuntimeError as error:
+            torch.cuda.set_stream(caller)  # a failed capture leaves torch.cuda.graph's stream current
+            self.optimizer.zero_grad(set_to_none=True)
+            self._use_graph = False
+            self.step_mode = self.step_mode.replace("cuda_graph", "eager")
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            self._eager_because(f"capture failed: {first_line}")
+            return
         self._graph = graph
 
+    def release_graph(self) -> None:
+        """Drop the captured step; the next epoch warms up and captures again. Needed after anything replaces
+        a tensor the graph reads or writes: `optimizer.load_state_dict` (new state tensors), new Parameters or
+        data. `model.load_state_dict` copies in place and keeps the graph valid."""
+        self._graph = None
+
     def train_epoch(self, epoch: int, progress: bool) -> float:
-        """Train one epoch; returns the mean training (data) loss."""
+        """Train one epoch of `steps_per_epoch` steps of `batch_size` rows; returns the mean training (data)
+        loss, read with the epoch's one host synchronisation. Graphed: the first epoch's first WARMUP_STEPS
+        steps run eager (warm-up), then one graph replay per step."""
         self.model.train()
         perm = epoch_permutation(self.n_train, self.batch_size, self.seed, epoch, self.device)
         batches = perm.view(self.steps_per_epoch, self.batch_size)
         self.loss_sum.zero_()
         start = 0
-        if self.step_mode == "cuda_graph" and self._graph is None:
-            warmup = min(3, self.steps_per_epoch)
-            self._capture([batches[i] for i in range(warmup)])
-            start = warmup
+        if self._use_graph and self._graph is None:
+            start = min(WARMUP_STEPS, self.steps_per_epoch)
+            self._capture([batches[i] for i in range(start)])
         bar = tqdm(total=self.steps_per_epoch, initial=start, desc=f"epoch {epoch}", leave=False,
                    disable=not progress, mininterval=0.5)
         for i in range(start, self.steps_per_epoch):
@@ -209,6 +307,7 @@ class Trainer:
                 self._step(batches[i])
             bar.update(1)
         bar.close()
+        self.steps_run += self.steps_per_epoch
         mean_loss = float(self.loss_sum) / self.steps_per_epoch  # the one host sync of the epoch
         if not math.isfinite(mean_loss):
             raise NonFiniteLossError(
