@@ -179,7 +179,7 @@ def _slow_columns(lines: list[bytes], first: int, bad: BadLines) -> tuple:
                 if not (isinstance(user, str) and isinstance(item, str) and user and item):
                     raise ValueError("reviewerID/asin empty or not a string")
                 user, item = user.encode(), item.encode()
-            if not 0.0 <= rating <= 5.0 or ts <= 0:
+            if not 0.0 <= rating <= 5.0 or not 0 < ts < 2**63:  # int64 column
                 raise ValueError(f"overall={rating} or unixReviewTime={ts} out of range")
         except (ValueError, KeyError, TypeError, OverflowError) as exc:
             bad.bad(line_no, "empty line" if not line.strip() else f"{type(exc).__name__}: {exc}"[:200])
