@@ -1,0 +1,185 @@
+"""A Hydra callback that gives every multirun sweep one parent MLflow run, with each job's run as its child.
+
+Registered under `hydra.callbacks.sweep` in conf/config.yaml. In the launching process, before any launcher
+starts a job, `on_multirun_start` creates the store and the experiment once (parallel first-time creation of a
+SQLite store races) and opens the parent run. Jobs learn its id from the environment variable
+`BENCHMARK_PARENT_RUN_ID`, which benchmark/run.py reads when `tracking.parent_run_id` is not set. The variable
+is set in the launching process (the basic launcher runs jobs there; joblib's and submitit's workers are
+spawned after it is set) and again in `on_job_start`, which runs inside each job's process with a pickled
+copy of this callback: that covers reused worker processes and remote SLURM jobs. `on_job_end` adds the job's
+exact command, CPU model and package versions to the job's run; `on_multirun_end` closes the parent run as
+FINISHED, or FAILED when a job has no finished run.
+"""
+from __future__ import annotations
+
+import atexit
+import math
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from importlib import metadata
+from typing import Any
+
+import mlflow
+from hydra.experimental.callback import Callback
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.tracking import git_commit, prepare_experiment, resolve_tracking_uri
+
+PARENT_ENV = "BENCHMARK_PARENT_RUN_ID"
+PACKAGES = ("torch", "deepctr-torch", "mlflow", "hydra-core", "numpy", "pandas")
+
+
+def package_versions() -> str:
+    """'torch==2.13.0 deepctr-torch==0.3.0 ...' for the packages that decide the numbers."""
+    parts = []
+    for name in PACKAGES:
+        try:
+            parts.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{name}==absent")
+    return " ".join(parts)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def benchmark_command(overrides: list[str], multirun: bool) -> str:
+    """The shell command that repeats a job (or sweep) with these overrides."""
+    return shlex.join(["python", "-m", "benchmark", *(["-m"] if multirun else []), *overrides])
+
+
+def sweep_axes(params: dict[str, str], task_overrides: list[str]) -> dict[str, list[str]] | None:
+    """The values each key takes in the basic sweeper's grid: `hydra.sweeper.params` plus the command line's
+    overrides (the command line wins for a key given twice); None when they cannot be parsed here."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()] + task_overrides)
+    except Exception:  # noqa: BLE001 - another sweeper's syntax: the grid is only informative
+        return None
+    axes: dict[str, list[str]] = {}
+    for override in parsed:
+        if override.is_sweep_override():
+            if not override.is_discrete_sweep():
+                return None
+            axes[override.get_key_element()] = [str(v) for v in override.sweep_string_iterator()]
+        else:
+            axes[override.get_key_element()] = [str(override.get_value_element_as_str())]
+    return axes
+
+
+class SweepCallback(Callback):
+    """One parent MLflow run per multirun; every job's run is its child (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.parent_run_id: str | None = None
+        self.tracking_uri: str | None = None
+        self.expected_jobs: int | None = None
+        self._run_before_job: str | None = None
+
+    # --- in the launching process -------------------------------------------------------------------------
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.tracking_uri = resolve_tracking_uri(config.tracking.uri)
+        experiment_id = prepare_experiment(self.tracking_uri, str(config.tracking.experiment))
+        hydra_cfg = config.hydra
+        task = [str(o) for o in hydra_cfg.overrides.task]
+        command = benchmark_command([*map(str, hydra_cfg.overrides.hydra), *task], multirun=True)
+        params = OmegaConf.to_container(hydra_cfg.sweeper.get("params") or {}, resolve=False)
+        assert isinstance(params, dict)
+        axes = sweep_axes({str(k): str(v) for k, v in params.items()}, task)
+        self.expected_jobs = math.prod(len(v) for v in axes.values()) if axes is not None else None
+        dataset = "+".join(axes["dataset"]) if axes and "dataset" in axes else str(config.dataset.name)
+        experiment_name = str(config.get("experiment_name") or "adhoc")
+        tags = {
+            "sweep": "true", "experiment_name": experiment_name, "dataset": dataset, "command": command,
+            "sweep_params": json.dumps({str(k): str(v) for k, v in params.items()}),
+            "sweep_overrides": shlex.join(task), "sweep_dir": str(hydra_cfg.sweep.dir),
+            "launcher": str(hydra_cfg.launcher.get("_target_", "")).rsplit(".", 1)[-1],
+            "expected_jobs": str(self.expected_jobs if self.expected_jobs is not None else "unknown"),
+            "git_commit": git_commit(), "packages": package_versions(), "cpu_model": cpu_model(),
+            "mlflow.note.content": (
+                f"Sweep `{experiment_name}`: one child run per job.\n\nCommand: `{command}`\n\n"
+                "Compare the children: expand this run, pick the metric and param columns (test_auc, "
+                "test_logloss, model, seed), or select the children and press Compare."
+            ),
+        }
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        client = MlflowClient(self.tracking_uri)
+        # MLflow 3's UI shows a "model training" experiment's runs table rather than the GenAI overview
+        if "mlflow.experimentKind" not in client.get_experiment(experiment_id).tags:
+            client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "custom_model_development")
+        run = client.create_run(
+            experiment_id, run_name=f"sweep-{experiment_name}-{dataset}-{stamp}", tags=tags)
+        self.parent_run_id = run.info.run_id
+        os.environ[PARENT_ENV] = self.parent_run_id
+        atexit.register(self._close, "KILLED")
+        print(f"MLflow parent run {self.parent_run_id} ({self.tracking_uri}), {tags['expected_jobs']} jobs")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._close(None)
+
+    def _close(self, status: str | None) -> None:
+        """End the parent run: `status` if given (KILLED at an unexpected exit), else FINISHED when every
+        expected job left a finished child run, FAILED otherwise."""
+        if self.parent_run_id is None or self.tracking_uri is None:
+            return
+        run_id, self.parent_run_id = self.parent_run_id, None
+        os.environ.pop(PARENT_ENV, None)
+        client = MlflowClient(self.tracking_uri)
+        experiment_id = client.get_run(run_id).info.experiment_id
+        children = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
+                                      max_results=50000)
+        finished = sum(c.info.status == "FINISHED" for c in children)
+        client.log_metric(run_id, "children_finished", finished)
+        client.log_metric(run_id, "children_not_finished", len(children) - finished)
+        if status is None:
+            missing = self.expected_jobs is not None and finished < self.expected_jobs
+            status = "FAILED" if missing or finished < len(children) else "FINISHED"
+        client.set_terminated(run_id, status)
+
+    # --- in each job's process ----------------------------------------------------------------------------
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.parent_run_id:
+            os.environ[PARENT_ENV] = self.parent_run_id
+        last = _last_run()
+        self._run_before_job = last.info.run_id if last is not None else None
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """Tag the job's own run (if it started one) with its exact command, CPU model and packages. A failure
+        here is reported and does not stop the sweep: the tags only add provenance."""
+        last = _last_run()
+        if last is None or last.info.run_id == self._run_before_job:
+            return
+        if self.parent_run_id and last.data.tags.get("mlflow.parentRunId") != self.parent_run_id:
+            return
+        overrides = [str(o) for o in config.hydra.overrides.task]
+        tags = {"command": benchmark_command(overrides, multirun=False), "cpu_model": cpu_model(),
+                "packages": package_versions(), "experiment_name": str(config.get("experiment_name") or "adhoc")}
+        try:
+            client = MlflowClient(resolve_tracking_uri(config.tracking.uri))
+            for key, value in tags.items():
+                client.set_tag(last.info.run_id, key, value)
+        except Exception as error:  # noqa: BLE001
+            print(f"warning: could not tag run {last.info.run_id}: {error}", file=sys.stderr)
+
+
+def _last_run() -> Any:
+    """The run this process last ended, None when none or when it is not in the current store."""
+    try:
+        return mlflow.last_active_run()
+    except mlflow.exceptions.MlflowException:
+        return None
