@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import PROJECT_ROOT
 from models import DEEPCTR_MODELS, NATIVE_MODELS
@@ -113,7 +114,9 @@ def _resume(v: Any) -> bool:
 
 
 ON_OFF_AUTO: Rule = (lambda v: isinstance(v, bool) or v in ("auto", "true", "false"), "must be auto, true or false")
-ACTIVATION = choice("relu", "sigmoid", "linear", "prelu", "dice", case_sensitive=False)  # DeepCTR-Torch's names
+# DeepCTR-Torch's activation names; Dice works in the attention units only (its DNN fails on it with an assert)
+ACTIVATION = choice("relu", "sigmoid", "linear", "prelu", case_sensitive=False)
+ATTENTION_ACTIVATION = choice("relu", "sigmoid", "linear", "prelu", "Dice", case_sensitive=False)
 FRACTION = number(0.0, 1.0)  # [0, 1]
 OPEN_FRACTION = number(0.0, 1.0, low_open=True, high_open=True)  # (0, 1)
 
@@ -148,7 +151,7 @@ _MODEL_COMMON: dict[str, Rule] = {
     "init_std": number(0.0, low_open=True),
 }
 _DNN: dict[str, Rule] = {"dnn_hidden_units": int_list(1), "dnn_activation": ACTIVATION, "dnn_use_bn": BOOL}
-_ATTENTION: dict[str, Rule] = {"att_hidden_size": int_list(1), "att_activation": ACTIVATION,
+_ATTENTION: dict[str, Rule] = {"att_hidden_size": int_list(1), "att_activation": ATTENTION_ACTIVATION,
                                "att_weight_normalization": BOOL}
 MODEL_RULES: dict[str, dict[str, Rule]] = {
     "mian": {**_MODEL_COMMON, "encoder": choice(*ENCODERS), "num_heads": integer(1), "ffn_dim": integer(1),
@@ -268,6 +271,12 @@ def _check_against_defaults(cfg: DictConfig, group: str, option: str, covered: s
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first invalid value found."""
+    try:  # an interpolation to a missing key or a bad resolver call fails here, not deep inside a loader
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "the config"
+        reason = (str(getattr(error, "msg", None) or error).splitlines() or ["?"])[0]
+        raise ConfigError(f"{key} cannot be resolved: {reason}") from error
     for key, rule in RULES.items():
         if key == "experiment_name" and key not in cfg:
             continue
