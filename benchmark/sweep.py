@@ -62,6 +62,15 @@ def benchmark_command(overrides: list[str], multirun: bool) -> str:
     return shlex.join(["python", "-m", "benchmark", *(["-m"] if multirun else []), *overrides])
 
 
+def launching_command(hydra_cfg: DictConfig) -> str:
+    """The command line that started this sweep: argv as typed when launched by `python -m benchmark`, else
+    rebuilt from Hydra's overrides (Hydra keeps its own overrides apart from the task's)."""
+    if sys.argv and sys.argv[0].replace(os.sep, "/").endswith("benchmark/__main__.py"):
+        return shlex.join(["python", "-m", "benchmark", *sys.argv[1:]])
+    overrides = [*map(str, hydra_cfg.overrides.hydra), *map(str, hydra_cfg.overrides.task)]
+    return benchmark_command(overrides, multirun=True)
+
+
 def sweep_axes(params: dict[str, str], task_overrides: list[str]) -> dict[str, list[str]] | None:
     """The values each key takes in the basic sweeper's grid: `hydra.sweeper.params` plus the command line's
     overrides (the command line wins for a key given twice); None when they cannot be parsed here."""
@@ -97,7 +106,7 @@ class SweepCallback(Callback):
         experiment_id = prepare_experiment(self.tracking_uri, str(config.tracking.experiment))
         hydra_cfg = config.hydra
         task = [str(o) for o in hydra_cfg.overrides.task]
-        command = benchmark_command([*map(str, hydra_cfg.overrides.hydra), *task], multirun=True)
+        command = launching_command(hydra_cfg)
         params = OmegaConf.to_container(hydra_cfg.sweeper.get("params") or {}, resolve=False)
         assert isinstance(params, dict)
         axes = sweep_axes({str(k): str(v) for k, v in params.items()}, task)

@@ -1,0 +1,762 @@
+"""`python -m benchmark.report`: regenerate results/ (Tables 2-4, efficiency, Figures 5-6) from MLflow alone.
+
+    python -m benchmark.report [--tracking-uri URI] [--out results] [--table3-baseline dien]
+    python -m benchmark.report --from-export results/export      # the same files, from the committed export
+
+It reads the FINISHED runs of the experiment configs (param `experiment_name`: table2, table3, table4,
+efficiency), writes one Markdown and one CSV file per table (mean +- std over seeds and the run count per cell,
+the paper's number beside ours, the best per column marked, Welch's t-test of MIAN against the best baseline),
+significance.csv, the PNG figures under figures/, and the export of the runs it read (export/: runs.csv,
+history.csv, gim_weights.csv) from which `--from-export` rebuilds identical tables. Every file names its data,
+machine, package versions, git commit(s) and the commands that produced it. Files are written atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import shlex
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from scipy import stats
+
+from benchmark import PROJECT_ROOT
+
+PAPER_DIR = Path(__file__).resolve().parent / "paper_results"
+
+# ------------------------------------------------------------------------------------------- reading the runs
+# Three frames, the same whichever the source:
+# - `runs`: one row per FINISHED run of an experiment config (param `experiment_name` in EXPERIMENTS) and the
+#   sweep parent runs they belong to; columns `run_id`, `status`, `experiment`, `start_time`, `tags.*`,
+#   `params.*` (strings, "" when absent) and `metrics.*` (floats, NaN when absent);
+# - `history`: every per-epoch metric of those runs: `run_id`, `key`, `step`, `value`;
+# - `gim`: the GIM weights MIAN runs logged (gim_weights.csv), long form: `run_id`, `example`, `test_index`,
+#   `label`, `prob`, `position`, `name`, `weight`.
+EXPERIMENTS = ("table2", "table3", "table4", "efficiency")
+EPOCH_METRICS = ("train_loss", "val_auc", "val_logloss", "val_gauc", "epoch_time_s")
+EXPORT_FILES = {"runs": "runs.csv", "history": "history.csv", "gim": "gim_weights.csv"}
+HISTORY_COLUMNS = ["run_id", "key", "step", "value"]
+GIM_COLUMNS = ["run_id", "example", "test_index", "label", "prob", "position", "name", "weight"]
+
+
+@dataclass
+class RunData:
+    runs: pd.DataFrame
+    history: pd.DataFrame
+    gim: pd.DataFrame
+    source: str  # where it was read from, for the results' headers
+
+
+def _normalise_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Metrics as floats, everything else as strings ("" when absent), rows in a fixed order."""
+    columns = {}
+    for column in sorted(frame.columns, key=lambda c: (c.split(".")[0] in ("tags", "params", "metrics"), c)):
+        if column.startswith("metrics."):
+            columns[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        else:
+            columns[column] = frame[column].map(lambda v: "" if v is None or (isinstance(v, float) and v != v)
+                                                else str(v)).astype(object)
+    frame = pd.DataFrame(columns, index=frame.index)
+    order = ["params.experiment_name", "tags.dataset", "tags.model", "tags.variant", "tags.encoder", "tags.seed",
+             "run_id"]
+    missing = {c: pd.Series("", index=frame.index, dtype=object) for c in order if c not in frame.columns}
+    frame = pd.concat([frame, pd.DataFrame(missing)], axis=1) if missing else frame.copy()
+    keys = frame[order].copy()
+    keys["tags.seed"] = pd.to_numeric(keys["tags.seed"], errors="coerce").fillna(-1)
+    return frame.loc[keys.sort_values(order, kind="stable").index].reset_index(drop=True)
+
+
+def _normalise_history(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.reindex(columns=HISTORY_COLUMNS).copy()
+    frame["run_id"] = frame["run_id"].astype(str)
+    frame["key"] = frame["key"].astype(str)
+    frame["step"] = frame["step"].astype(int)
+    frame["value"] = frame["value"].astype(float)
+    return frame.sort_values(["run_id", "key", "step"], kind="stable").reset_index(drop=True)
+
+
+def _normalise_gim(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.reindex(columns=GIM_COLUMNS).copy()
+    for column in ("run_id", "name"):
+        frame[column] = frame[column].astype(str)
+    for column in ("example", "test_index", "position"):
+        frame[column] = frame[column].astype(int)
+    for column in ("label", "prob", "weight"):
+        frame[column] = frame[column].astype(float)
+    return frame.sort_values(["run_id", "example", "position"], kind="stable").reset_index(drop=True)
+
+
+def gim_long(run_id: str, text: str) -> pd.DataFrame:
+    """One run's gim_weights.csv (columns test_index, <gim_names...>, label, prob) in long form."""
+    wide = pd.read_csv(io.StringIO(text))
+    names = [c for c in wide.columns if c not in ("test_index", "label", "prob")]
+    rows = [
+        {"run_id": run_id, "example": example, "test_index": int(row["test_index"]), "label": float(row["label"]),
+         "prob": float(row["prob"]), "position": position, "name": name, "weight": float(row[name])}
+        for example, (_, row) in enumerate(wide.iterrows())
+        for position, name in enumerate(names)
+    ]
+    return pd.DataFrame(rows, columns=GIM_COLUMNS)
+
+
+def read_mlflow(uri: str) -> RunData:
+    """Every FINISHED run of an experiment config in the store at `uri`, with its sweep parent."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    experiments = {e.experiment_id: e.name for e in client.search_experiments()}
+    if not experiments:
+        raise ValueError(f"the MLflow store {uri} holds no experiments")
+    frame = mlflow.search_runs(experiment_ids=list(experiments), filter_string="attributes.status = 'FINISHED'",
+                               output_format="pandas")
+    if frame.empty or "params.experiment_name" not in frame.columns:
+        raise ValueError(f"the MLflow store {uri} holds no finished runs of an experiment config "
+                         f"({', '.join(EXPERIMENTS)}): run e.g. `python -m benchmark experiment=table2` first")
+    frame["experiment"] = frame["experiment_id"].map(experiments)
+    is_job = frame["params.experiment_name"].isin(EXPERIMENTS)
+    parents = set(frame.loc[is_job, "tags.mlflow.parentRunId"].dropna()) if "tags.mlflow.parentRunId" in frame else set()
+    frame = frame[is_job | frame["run_id"].isin(parents)]
+    frame = frame.drop(columns=[c for c in ("artifact_uri", "end_time", "experiment_id") if c in frame.columns])
+    frame["start_time"] = frame["start_time"].map(lambda t: t.isoformat() if hasattr(t, "isoformat") else str(t))
+
+    history, gim = [], []
+    for run_id, model in zip(frame["run_id"], frame.get("tags.model", pd.Series(index=frame.index))):
+        if run_id in parents:
+            continue
+        for key in EPOCH_METRICS:
+            history += [{"run_id": run_id, "key": key, "step": m.step, "value": m.value}
+                        for m in client.get_metric_history(run_id, key)]
+        if model == "mian":
+            try:
+                text = mlflow.artifacts.load_text(f"runs:/{run_id}/gim_weights.csv")
+            except Exception:  # noqa: BLE001 - no GIM (ablation no_gim) or the artifact is gone: no figure row
+                continue
+            gim.append(gim_long(run_id, text))
+    gim_frame = pd.concat(gim, ignore_index=True) if gim else pd.DataFrame(columns=GIM_COLUMNS)
+    return RunData(_normalise_runs(frame), _normalise_history(pd.DataFrame(history, columns=HISTORY_COLUMNS)),
+                   _normalise_gim(gim_frame), f"MLflow store {uri}")
+
+
+def read_export(folder: Path) -> RunData:
+    """The frames `write_export` wrote, with the same types as `read_mlflow` gives."""
+    paths = {name: Path(folder) / file for name, file in EXPORT_FILES.items()}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"export incomplete, missing: {', '.join(missing)}")
+    runs = pd.read_csv(paths["runs"], dtype=str, keep_default_na=False)
+    history = pd.read_csv(paths["history"], dtype={"run_id": str, "key": str})
+    gim = pd.read_csv(paths["gim"], dtype={"run_id": str, "name": str})
+    return RunData(_normalise_runs(runs), _normalise_history(history), _normalise_gim(gim), f"export {folder}")
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write the whole file or nothing: a temporary file in the same folder, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_export(data: RunData, folder: Path) -> list[Path]:
+    """runs.csv, history.csv and gim_weights.csv: everything the report reads, as plain CSV."""
+    written = []
+    for name, file in EXPORT_FILES.items():
+        path = Path(folder) / file
+        write_atomic(path, getattr(data, name).to_csv(index=False, lineterminator="\n"))
+        written.append(path)
+    return written
+
+
+# ------------------------------------------------------------------------------------------------ the tables
+MODELS = ("lr", "wide_deep", "dcn", "deepfm", "xdeepfm", "din", "dien", "mian")
+MODEL_LABELS = {"lr": "LR", "wide_deep": "Wide&Deep", "dcn": "DCN", "deepfm": "DeepFM", "xdeepfm": "xDeepFM",
+                "din": "DIN", "dien": "DIEN", "mian": "MIAN"}
+ABLATIONS = ("full", "no_iuim", "no_icim", "no_ibim", "no_gim", "no_iuim_icim")
+ABLATION_LABELS = {"full": "MIAN", "no_iuim": "w/o IUIM", "no_icim": "w/o ICIM", "no_ibim": "w/o IBIM",
+                   "no_gim": "w/o GIM", "no_iuim_icim": "w/o IUIM & ICIM"}
+ENCODERS = ("pre_ln", "post_ln", "none")
+ENCODER_LABELS = {"pre_ln": "Pre-LN Transformer (MIAN)", "post_ln": "Post-LN Transformer", "none": "no Transformer"}
+PAPER_ENCODER = {"pre_ln": "pre_ln", "post_ln": "post_ln", "none": "no_transformer"}
+DATASETS = ("synthetic", "movielens", "electronics", "books")
+DATASET_LABELS = {"synthetic": "Synthetic", "movielens": "MovieLens-1M", "electronics": "Amazon Electronics",
+                  "books": "Amazon Books"}
+# MovieLens-1M stands in for the paper's private commercial dataset (rich profile, short histories).
+PAPER_DATASET = {"movielens": "commercial", "electronics": "electronics", "books": "books"}
+PAPER_DATASET_LABELS = {
+    "commercial": "the paper's private Commercial dataset, for which MovieLens-1M stands in: compare orderings "
+                  "and gaps, not levels",
+    "electronics": "Amazon Electronics (same data and protocol)", "books": "Amazon Books (same data and protocol)",
+}
+DATASET_ARGS = {"movielens": ["dataset.raw_dir=../shared/data/ml-1m-part"]}
+AMAZON = ("electronics", "books")
+TITLES = {"table2": "Table 2: all models, test AUC / Logloss / gAUC",
+          "table3": "Table 3: MIAN ablations, test AUC / Logloss / gAUC",
+          "table4": "Table 4: MIAN's behaviour encoder, test AUC / Logloss / gAUC",
+          "efficiency": "Efficiency (Section 4.5): training seconds per epoch"}
+METRICS = (("test_auc", "AUC", "max"), ("test_logloss", "Logloss", "min"), ("test_gauc", "gAUC", "max"))
+INTERACTIONS = ("R_ibim", "R_iuim", "R_icim")
+
+
+def _col(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame.columns else pd.Series("", index=frame.index, dtype=object)
+
+
+def data_description(row: pd.Series) -> str:
+    """What data a run trained on, from its params (e.g. 'MovieLens-1M: ML-1M, users 1-2999 (...)')."""
+    get = lambda key: str(row.get(f"params.{key}", "") or "")  # noqa: E731
+    dataset = str(row.get("tags.dataset", ""))
+    splits = "/".join(get(f"data.{s}_samples") or "?" for s in ("train", "valid", "test"))
+    if dataset == "movielens":
+        return (f"MovieLens-1M: {get('data.subset') or 'ML-1M'}, from {get('dataset.raw_dir') or 'datasets/raw/movielens'}"
+                f" (train/valid/test samples {splits})")
+    if dataset == "synthetic":
+        return (f"Synthetic (benchmark/data/synthetic.py, data seed {get('dataset.seed')}: {get('data.users')} users, "
+                f"{get('data.items')} items, train/valid/test samples {splits})")
+    return (f"{DATASET_LABELS.get(dataset, dataset)}: {get('data.users')} users, {get('data.items')} items, "
+            f"train/valid/test samples {splits}")
+
+
+def machine_description(row: pd.Series) -> str:
+    device, cpu = str(row.get("tags.device", "")), str(row.get("tags.cpu_model", ""))
+    if device.startswith("CPU"):
+        return f"{device}: {cpu}" if cpu else device
+    return f"{device} (host CPU: {cpu})" if cpu else device
+
+
+def job_records(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per job run (sweep parents left out) with the fields the tables use."""
+    jobs = runs[_col(runs, "params.experiment_name").isin(EXPERIMENTS) & (_col(runs, "tags.model") != "")]
+    records = pd.DataFrame({
+        "run_id": jobs["run_id"], "parent": _col(jobs, "tags.mlflow.parentRunId"),
+        "table": jobs["params.experiment_name"], "dataset": _col(jobs, "tags.dataset"),
+        "model": _col(jobs, "tags.model"), "variant": _col(jobs, "tags.variant"),
+        "encoder": _col(jobs, "tags.encoder"), "seed": pd.to_numeric(_col(jobs, "tags.seed"), errors="coerce"),
+        "step_mode": _col(jobs, "tags.step_mode"), "git_commit": _col(jobs, "tags.git_commit"),
+        "packages": [p or f"torch=={t}" for p, t in zip(_col(jobs, "tags.packages"), _col(jobs, "tags.torch_version"))],
+        "command": _col(jobs, "tags.command"),
+        "data": [data_description(row) for _, row in jobs.iterrows()],
+        "machine": [machine_description(row) for _, row in jobs.iterrows()],
+    })
+    for name in ("test_auc", "test_logloss", "test_gauc", "epoch_time_mean_s", "first_epoch_time_s", "best_epoch"):
+        records[name] = jobs[f"metrics.{name}"] if f"metrics.{name}" in jobs.columns else np.nan
+    return records.reset_index(drop=True)
+
+
+def read_paper(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    results = pd.read_csv(folder / "reported_results.csv", dtype={"table": str, "variant": str},
+                          keep_default_na=False)
+    efficiency = pd.read_csv(folder / "reported_efficiency.csv")
+    return results, efficiency
+
+
+def paper_numbers(paper: pd.DataFrame, table: str, dataset: str, model: str, variant: str = "") -> dict[str, float]:
+    """The paper's AUC and Logloss for one row, {} when it reports none."""
+    paper_dataset = PAPER_DATASET.get(dataset)
+    match = paper[(paper["table"] == table.removeprefix("table")) & (paper["dataset"] == paper_dataset)
+                  & (paper["model"] == model) & (paper["variant"] == variant)]
+    if match.empty:
+        return {}
+    return {"auc": float(match["auc"].iloc[0]), "logloss": float(match["logloss"].iloc[0])}
+
+
+def mean_std(values: pd.Series) -> tuple[float, float, int]:
+    v = values.dropna().astype(float)
+    return (float(v.mean()) if len(v) else math.nan, float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v))
+
+
+def welch(a: pd.Series, b: pd.Series) -> tuple[float, float]:
+    """Welch's t statistic and two-sided p-value, NaN with fewer than two runs on a side."""
+    a, b = a.dropna().astype(float), b.dropna().astype(float)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan
+    with warnings.catch_warnings():  # identical values on a side: scipy warns, the p-value says it
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(a, b, equal_var=False)
+    return float(result.statistic), float(result.pvalue)
+
+
+def run_command(table: str, dataset: str, extra: list[str] | None = None) -> str:
+    return shlex.join(["python", "-m", "benchmark", f"experiment={table}", f"dataset={dataset}",
+                       *DATASET_ARGS.get(dataset, []), *(extra or [])])
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    runs: pd.DataFrame
+    paper: dict[str, float]
+    model: str = ""
+    variant: str = ""
+    encoder: str = ""
+    source: str = ""
+
+
+@dataclass
+class Section:
+    table: str
+    dataset: str
+    rows: list[Row]
+    tests: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    compare_to: str = ""  # a row key: extra column with Welch's p of each row against it
+
+    @property
+    def measured(self) -> bool:
+        return any(len(r.runs) for r in self.rows)
+
+
+def _test(section: Section, a: Row, b: Row, metric: str) -> dict[str, Any]:
+    t, p = welch(a.runs[metric], b.runs[metric])
+    ma, _, na = mean_std(a.runs[metric])
+    mb, _, nb = mean_std(b.runs[metric])
+    return {"table": section.table, "dataset": section.dataset, "metric": metric, "a": a.label, "b": b.label,
+            "n_a": na, "n_b": nb, "mean_a": ma, "mean_b": mb, "diff": ma - mb, "t": t, "p": p}
+
+
+def ordered(found: list[str], canonical: tuple[str, ...]) -> list[str]:
+    return list(canonical) + sorted(set(found) - set(canonical) - {""})
+
+
+def table2_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str) -> Section:
+    runs = records[(records["table"] == "table2") & (records["dataset"] == dataset)]
+    rows = [Row(m, MODEL_LABELS.get(m, m), runs[runs["model"] == m], paper_numbers(paper, "table2", dataset, m),
+                model=m) for m in ordered(list(runs["model"]), MODELS)]
+    section = Section("table2", dataset, rows)
+    mian = next(r for r in rows if r.key == "mian")
+    baselines = [r for r in rows if r.key != "mian" and len(r.runs)]
+    if len(mian.runs) and baselines:
+        best = max(baselines, key=lambda r: mean_std(r.runs["test_auc"])[0])
+        section.tests = [_test(section, mian, best, m) for m in ("test_auc", "test_logloss")]
+        section.notes.append(f"Best baseline by mean test AUC: {best.label}.")
+    section.notes += ranking_note(rows)
+    return section
+
+
+def table3_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, baseline: str) -> Section:
+    runs = records[(records["table"] == "table3") & (records["dataset"] == dataset)]
+    mian = runs[runs["model"] == "mian"]
+    rows = [Row(v, ABLATION_LABELS.get(v, v), mian[mian["variant"] == v],
+                paper_numbers(paper, "table3", dataset, "mian", v), model="mian", variant=v)
+            for v in ordered(list(mian["variant"]), ABLATIONS)]
+    own = runs[runs["model"] == baseline]
+    source = "table3 runs"
+    if own.empty:
+        own = records[(records["table"] == "table2") & (records["dataset"] == dataset) & (records["model"] == baseline)]
+        source = "table2 runs"
+    reported = (paper_numbers(paper, "table3", dataset, baseline) or paper_numbers(paper, "table2", dataset, baseline))
+    base = Row(baseline, f"{MODEL_LABELS.get(baseline, baseline)} (baseline)", own, reported, model=baseline,
+               source=source)
+    rows.append(base)
+    section = Section("table3", dataset, rows, compare_to="full")
+    full = rows[0]
+    if len(full.runs) and len(base.runs):
+        section.tests = [_test(section, full, base, m) for m in ("test_auc", "test_logloss")]
+    section.tests += [_test(section, r, full, "test_auc") for r in rows[1:-1] if len(r.runs) and len(full.runs)]
+    section.notes.append(f"The {base.label} row comes from the {source} of this dataset "
+                         f"(`--table3-baseline` picks the model; table3 sweeps only MIAN's ablations).")
+    return section
+
+
+def table4_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str) -> Section:
+    runs = records[(records["table"] == "table4") & (records["dataset"] == dataset) & (records["model"] == "mian")]
+    rows = [Row(e, ENCODER_LABELS.get(e, e), runs[runs["encoder"] == e],
+                paper_numbers(paper, "table4", dataset, "mian", PAPER_ENCODER.get(e, e)), model="mian", encoder=e)
+            for e in ordered(list(runs["encoder"]), ENCODERS)]
+    section = Section("table4", dataset, rows, compare_to="pre_ln")
+    section.tests = [_test(section, rows[0], r, m) for r in rows[1:] for m in ("test_auc", "test_logloss")
+                     if len(r.runs) and len(rows[0].runs)]
+    return section
+
+
+def ranking_note(rows: list[Row]) -> list[str]:
+    """Our ordering of the models by mean test AUC beside the paper's, with Kendall's tau over both."""
+    both = [r for r in rows if len(r.runs) and r.paper]
+    if len(both) < 3:
+        return []
+    ours = sorted(both, key=lambda r: -mean_std(r.runs["test_auc"])[0])
+    theirs = sorted(both, key=lambda r: -r.paper["auc"])
+    tau, p = stats.kendalltau([mean_std(r.runs["test_auc"])[0] for r in both], [r.paper["auc"] for r in both])
+    return [f"Ranking by AUC, ours: {' > '.join(r.label for r in ours)}; paper: "
+            f"{' > '.join(r.label for r in theirs)}; Kendall's tau {tau:.2f} (p {p:.3f})."]
+
+
+# ---------------------------------------------------------------------------------------------- formatting
+def fmt(mean: float, std: float, digits: int = 4) -> str:
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if not math.isnan(std) else f"{mean:.{digits}f} ± n/a"
+
+
+def fmt_p(p: float) -> str:
+    return "n/a" if math.isnan(p) else (f"{p:.2g}" if p >= 1e-4 else "<1e-4")
+
+
+def best_keys(values: dict[str, float], goal: str) -> set[str]:
+    valid = {k: v for k, v in values.items() if not math.isnan(v)}
+    if not valid:
+        return set()
+    target = max(valid.values()) if goal == "max" else min(valid.values())
+    return {k for k, v in valid.items() if v == target}
+
+
+def md_table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def section_frame(section: Section, command: str) -> pd.DataFrame:
+    """The CSV rows of one section: one per table row."""
+    records = []
+    means = {m: {r.key: mean_std(r.runs[m])[0] for r in section.rows} for m, _, _ in METRICS}
+    best = {m: best_keys(means[m], goal) for m, _, goal in METRICS}
+    paper_best = {k: best_keys({r.key: r.paper.get(k, math.nan) for r in section.rows}, goal)
+                  for k, goal in (("auc", "max"), ("logloss", "min"))}
+    compare = next((r for r in section.rows if r.key == section.compare_to), None)
+    for row in section.rows:
+        record: dict[str, Any] = {
+            "table": section.table, "dataset": section.dataset, "row": row.label, "model": row.model,
+            "variant": row.variant, "encoder": row.encoder,
+            "status": "measured" if len(row.runs) else "not run here", "runs": len(row.runs),
+            "seeds": " ".join(str(int(s)) for s in sorted(row.runs["seed"].dropna())),
+        }
+        for metric, _, _ in METRICS:
+            mean, std, _ = mean_std(row.runs[metric])
+            record[f"{metric}_mean"], record[f"{metric}_std"] = mean, std
+        record["paper_dataset"] = PAPER_DATASET.get(section.dataset, "") if row.paper else ""
+        record["paper_auc"] = row.paper.get("auc", math.nan)
+        record["paper_logloss"] = row.paper.get("logloss", math.nan)
+        for metric, _, _ in METRICS:
+            record[f"best_{metric}"] = row.key in best[metric]
+        record["paper_best_auc"] = row.key in paper_best["auc"]
+        record["paper_best_logloss"] = row.key in paper_best["logloss"]
+        if compare is not None:
+            record[f"p_auc_vs_{compare.key}"] = welch(row.runs["test_auc"], compare.runs["test_auc"])[1] \
+                if row is not compare else math.nan
+        record["source"] = row.source or (f"{section.table} runs" if len(row.runs) else "")
+        record["command"] = "" if len(row.runs) else command
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def section_markdown(section: Section, frame: pd.DataFrame, command: str, data: str) -> str:
+    title = DATASET_LABELS.get(section.dataset, section.dataset)
+    parts = [f"## {title}", ""]
+    paper_dataset = PAPER_DATASET.get(section.dataset)
+    has_paper = any(r.paper for r in section.rows)
+    if section.measured:
+        parts.append(f"Data: {data}.")
+    else:
+        why = (" (the Amazon files were not available on the machine that produced these results)"
+               if section.dataset in AMAZON else "")
+        parts.append(f"**Not run here**{why}. To run it: `{command}`, then `python -m benchmark.report`.")
+    if has_paper:
+        parts.append(f"Paper column: {PAPER_DATASET_LABELS[paper_dataset]}.")
+    else:
+        parts.append("The paper reports no number for this table on this dataset.")
+    parts.append("")
+    header = ["", "runs", "AUC", "Logloss", "gAUC", "paper AUC", "paper Logloss"]
+    compare = next((r for r in section.rows if r.key == section.compare_to), None)
+    if compare is not None:
+        header.append(f"p (AUC) vs {compare.label}")
+    body = []
+    for row, (_, rec) in zip(section.rows, frame.iterrows()):
+        cells = [row.label + (f" ({row.source})" if row.source and len(row.runs) else ""), str(rec["runs"])]
+        for metric, _, _ in METRICS:
+            text = fmt(rec[f"{metric}_mean"], rec[f"{metric}_std"]) if rec["runs"] else "not run"
+            cells.append(f"**{text}**" if rec[f"best_{metric}"] else text)
+        for key in ("auc", "logloss"):
+            value = rec[f"paper_{key}"]
+            text = "–" if math.isnan(value) else f"{value:.4f}"
+            cells.append(f"**{text}**" if rec[f"paper_best_{key}"] else text)
+        if compare is not None:
+            cells.append("" if row is compare else fmt_p(rec[f"p_auc_vs_{compare.key}"]))
+        body.append(cells)
+    parts.append(md_table(header, body))
+    parts.append("")
+    parts.append("Cells: mean ± standard deviation over seeds (sample std), `runs` finished runs; **bold**: best in "
+                 "the column (ours and the paper's separately).")
+    names = {"test_auc": "AUC", "test_logloss": "Logloss"}
+    for test in section.tests:
+        if section.compare_to and not test["b"].endswith("(baseline)") and test["metric"] == "test_auc":
+            continue  # already in the p column
+        verdict = (f"Welch's t {test['t']:.2f}, p {fmt_p(test['p'])}" if not math.isnan(test["p"])
+                   else "not testable (Welch's test needs 2 runs or more on each side)")
+        parts.append(f"- {test['a']} vs {test['b']}, test {names[test['metric']]}: {test['mean_a']:.4f} vs "
+                     f"{test['mean_b']:.4f} (difference {test['diff']:+.4f}), {verdict}; runs {test['n_a']} vs "
+                     f"{test['n_b']}.")
+    parts += [f"- {note}" for note in section.notes]
+    return "\n".join(parts) + "\n"
+
+
+@dataclass
+class Provenance:
+    data: str
+    machine: str
+    packages: str
+    commits: str
+    commands: list[str]
+    report: str
+
+    def lines(self) -> list[tuple[str, str]]:
+        return [("Data", self.data), ("Machine", self.machine), ("Packages", self.packages),
+                ("Git commit", self.commits), ("Produced by", " ; ".join(self.commands) or "no runs"),
+                ("Report", self.report)]
+
+    def markdown(self) -> str:
+        return "\n".join(f"- **{k}**: {v}" for k, v in self.lines()) + "\n"
+
+    def csv_comment(self) -> str:
+        return "".join(f"# {k}: {v}\n" for k, v in self.lines())
+
+    def short(self) -> list[str]:
+        return [f"{k}: {v}" for k, v in self.lines()]
+
+
+def provenance(records: pd.DataFrame, runs: pd.DataFrame, source: str, report_command: str) -> Provenance:
+    """Where these records' numbers come from: data, machine, packages, commits and the exact commands (each
+    sweep's command from its parent run, else each run's own)."""
+    join = lambda values: " ; ".join(sorted(set(v for v in values if v))) or "–"  # noqa: E731
+    parent_commands = runs.set_index("run_id")["tags.command"] if "tags.command" in runs.columns else pd.Series()
+    commands = []
+    for parent, command, row in zip(records["parent"], records["command"], records.itertuples()):
+        text = parent_commands.get(parent, "") if parent else ""
+        text = text or command or shlex.join(["python", "-m", "benchmark", f"experiment={row.table}",
+                                              f"dataset={row.dataset}", f"model={row.model}", f"seed={int(row.seed)}"])
+        if f"`{text}`" not in commands:
+            commands.append(f"`{text}`")
+    report = f"`{report_command}` from the {source} ({len(records)} runs)"
+    return Provenance(join(records["data"]), join(records["machine"]), join(records["packages"]),
+                      join(records["git_commit"]), commands, report)
+
+
+# ------------------------------------------------------------------------------------------- the efficiency
+def efficiency_frame(records: pd.DataFrame, paper_eff: pd.DataFrame, dataset: str, command: str) -> pd.DataFrame:
+    runs = records[(records["table"] == "efficiency") & (records["dataset"] == dataset)]
+    means = {m: mean_std(runs[runs["model"] == m]["epoch_time_mean_s"])[0] for m in MODELS}
+    reference = means.get("din", math.nan)
+    paper_times = paper_eff.set_index("model")["seconds_per_epoch"].to_dict()
+    rows = []
+    best = best_keys(means, "min")
+    for model in ordered(list(runs["model"]), MODELS):
+        mine = runs[runs["model"] == model]
+        mean, std, n = mean_std(mine["epoch_time_mean_s"])
+        first, first_std, _ = mean_std(mine["first_epoch_time_s"])
+        paper_s = float(paper_times.get(model, math.nan))
+        rows.append({
+            "table": "efficiency", "dataset": dataset, "row": MODEL_LABELS.get(model, model), "model": model,
+            "status": "measured" if n else "not run here", "runs": n,
+            "seeds": " ".join(str(int(s)) for s in sorted(mine["seed"].dropna())),
+            "epoch_time_mean_s_mean": mean, "epoch_time_mean_s_std": std,
+            "first_epoch_time_s_mean": first, "first_epoch_time_s_std": first_std,
+            "relative_to_din": mean / reference if reference == reference and reference > 0 else math.nan,
+            "best_epoch_time": model in best,
+            "step_mode": " ".join(sorted(set(mine["step_mode"]) - {""})),
+            "paper_dataset": "books" if paper_s == paper_s else "",
+            "paper_seconds_per_epoch": paper_s,
+            "paper_relative_to_din": paper_s / float(paper_times["din"]) if "din" in paper_times else math.nan,
+            "paper_hardware": str(paper_eff["hardware"].iloc[0]) if paper_s == paper_s else "",
+            "command": "" if n else command,
+        })
+    return pd.DataFrame(rows)
+
+
+def efficiency_markdown(frame: pd.DataFrame, dataset: str, command: str, data: str) -> str:
+    parts = [f"## {DATASET_LABELS.get(dataset, dataset)}", ""]
+    if frame["runs"].sum():
+        parts.append(f"Data: {data}.")
+    else:
+        parts.append(f"**Not run here**. To run it: `{command}`, then `python -m benchmark.report`.")
+    parts += ["Paper column: Amazon Books on 4x NVIDIA Tesla K80 (Section 4.5): compare the ratios to DIN, "
+              "not the seconds.", ""]
+    header = ["", "runs", "s/epoch", "first epoch s", "÷ DIN", "step", "paper s/epoch", "paper ÷ DIN"]
+    body = []
+    for _, rec in frame.iterrows():
+        time = fmt(rec["epoch_time_mean_s_mean"], rec["epoch_time_mean_s_std"], 3) if rec["runs"] else "not run"
+        body.append([
+            rec["row"], str(rec["runs"]), f"**{time}**" if rec["best_epoch_time"] else time,
+            fmt(rec["first_epoch_time_s_mean"], rec["first_epoch_time_s_std"], 3) if rec["runs"] else "–",
+            "–" if math.isnan(rec["relative_to_din"]) else f"{rec['relative_to_din']:.2f}", rec["step_mode"] or "–",
+            "–" if math.isnan(rec["paper_seconds_per_epoch"]) else f"{rec['paper_seconds_per_epoch']:.0f}",
+            "–" if math.isnan(rec["paper_seconds_per_epoch"]) else f"{rec['paper_relative_to_din']:.2f}",
+        ])
+    parts.append(md_table(header, body))
+    parts.append("")
+    parts.append("s/epoch: the training part of an epoch after the first (warm-up) one, mean ± std over seeds; "
+                 "first epoch shown apart; **bold**: fastest.")
+    return "\n".join(parts) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------- writing
+def _csv(frame: pd.DataFrame, header: str) -> str:
+    return header + frame.to_csv(index=False, lineterminator="\n", float_format="%.6g")
+
+
+def gim_share_note(gim: pd.DataFrame, run_ids: list[str]) -> str:
+    rows = gim[gim["run_id"].isin(run_ids)]
+    if rows.empty:
+        return ""
+    per_example = rows.assign(inter=rows["name"].isin(INTERACTIONS) * rows["weight"]) \
+        .groupby(["run_id", "example"])[["inter", "weight"]].sum()
+    share = float((per_example["inter"] / per_example["weight"]).mean())
+    counts = rows.groupby(["run_id", "example"])["name"].agg(lambda n: n.isin(INTERACTIONS).mean())
+    return (f"GIM weight on the interaction representations ({', '.join(INTERACTIONS)}), mean over "
+            f"{len(per_example)} sampled test examples of {rows['run_id'].nunique()} MIAN runs: {share:.2f} of the "
+            f"total (uniform weights would give {float(counts.mean()):.2f}; the paper's Figure 6 shows them "
+            "dominating the original features).")
+
+
+def build_report(data: RunData, out: Path, paper_dir: Path, baseline: str, report_command: str) -> list[Path]:
+    """Write every results file from `data`; returns the paths written."""
+    from benchmark import figures
+
+    paper, paper_eff = read_paper(paper_dir)
+    records = job_records(data.runs)
+    written: list[Path] = []
+
+    def write(name: str, content: str | bytes) -> None:
+        path = out / name
+        write_atomic(path, content)
+        written.append(path)
+
+    all_tests: list[dict[str, Any]] = []
+    for table in ("table2", "table3", "table4"):
+        used = records[records["table"] == table]
+        if table == "table3":  # the baseline rows may come from table2
+            used = pd.concat([used, records[(records["table"] == "table2") & (records["model"] == baseline)]])
+        datasets = ordered(list(used["dataset"]), DATASETS)
+        sections, frames, texts = [], [], []
+        for dataset in datasets:
+            if table == "table2":
+                section = table2_section(records, paper, dataset)
+            elif table == "table3":
+                section = table3_section(records, paper, dataset, baseline)
+            else:
+                section = table4_section(records, paper, dataset)
+            command = run_command(table, dataset)
+            if table == "table3" and section.dataset in AMAZON:
+                command = f"{run_command('table2', dataset)} && {command}"
+            frame = section_frame(section, command)
+            in_section = pd.concat([r.runs for r in section.rows])
+            data_text = " ; ".join(sorted(set(in_section["data"]))) if len(in_section) else ""
+            sections.append(section)
+            frames.append(frame)
+            texts.append(section_markdown(section, frame, command, data_text))
+            all_tests += section.tests
+        if table == "table3":
+            used = pd.concat([pd.concat([r.runs for r in s.rows]) for s in sections]).drop_duplicates("run_id")
+        prov = provenance(used, data.runs, data.source, report_command)
+        write(f"{table}.md", f"# {TITLES[table]}\n\n{prov.markdown()}\n" + "\n".join(texts))
+        write(f"{table}.csv", _csv(pd.concat(frames, ignore_index=True), prov.csv_comment()))
+        written += write_figures(table, records, data, prov, figures, out)
+
+    used = records[records["table"] == "efficiency"]
+    frames, texts = [], []
+    for dataset in ordered(list(used["dataset"]), DATASETS):
+        command = run_command("efficiency", dataset)
+        frame = efficiency_frame(records, paper_eff, dataset, command)
+        mine = used[used["dataset"] == dataset]
+        frames.append(frame)
+        texts.append(efficiency_markdown(frame, dataset, command, " ; ".join(sorted(set(mine["data"])))))
+    prov = provenance(used, data.runs, data.source, report_command)
+    write("efficiency.md", f"# {TITLES['efficiency']}\n\n{prov.markdown()}\n" + "\n".join(texts))
+    write("efficiency.csv", _csv(pd.concat(frames, ignore_index=True), prov.csv_comment()))
+
+    prov = provenance(records, data.runs, data.source, report_command)
+    tests = pd.DataFrame(all_tests, columns=["table", "dataset", "metric", "a", "b", "n_a", "n_b", "mean_a",
+                                             "mean_b", "diff", "t", "p"])
+    write("significance.csv", _csv(tests, prov.csv_comment() + "# Welch's t-test (scipy.stats.ttest_ind, "
+                                   "equal_var=False) over seeds, two-sided\n"))
+    return written
+
+
+def write_figures(table: str, records: pd.DataFrame, data: RunData, prov: Provenance, figures: Any,
+                  out: Path) -> list[Path]:
+    """table2: validation curves per model and Figure 6 (GIM weights); table4: Figure 5 (curves per encoder)."""
+    written = []
+    runs = records[records["table"] == table]
+    for dataset in ordered(list(runs["dataset"]), DATASETS):
+        mine = runs[runs["dataset"] == dataset]
+        if mine.empty:
+            continue
+        label = DATASET_LABELS.get(dataset, dataset)
+        lines = prov.short()
+        if table == "table2":
+            groups = {MODEL_LABELS.get(m, m): list(mine[mine["model"] == m]["run_id"])
+                      for m in ordered(list(mine["model"]), MODELS) if (mine["model"] == m).any()}
+            path = out / "figures" / f"table2_curves_{dataset}.png"
+            write_atomic(path, figures.training_curves(data.history, groups, f"All models on {label}: "
+                                                       "mean over seeds per epoch", lines))
+            written.append(path)
+            mian = mine[(mine["model"] == "mian")]
+            with_gim = [r for r in mian["run_id"] if (data.gim["run_id"] == r).any()]
+            if with_gim:
+                first = with_gim[0]
+                seed = int(mian.set_index("run_id").loc[first, "seed"])
+                path = out / "figures" / f"figure6_gim_{dataset}.png"
+                title = (f"GIM weights of {data.gim[data.gim['run_id'] == first]['example'].nunique()} random test "
+                         f"examples, MIAN on {label} (seed {seed}, run {first[:8]})\n"
+                         + gim_share_note(data.gim, with_gim))
+                write_atomic(path, figures.gim_heatmap(data.gim[data.gim["run_id"] == first], title, lines))
+                written.append(path)
+        elif table == "table4":
+            groups = {ENCODER_LABELS.get(e, e): list(mine[mine["encoder"] == e]["run_id"])
+                      for e in ordered(list(mine["encoder"]), ENCODERS) if (mine["encoder"] == e).any()}
+            path = out / "figures" / f"figure5_encoders_{dataset}.png"
+            write_atomic(path, figures.training_curves(data.history, groups, f"MIAN's behaviour encoder on {label}:"
+                                                       " mean over seeds per epoch", lines))
+            written.append(path)
+    return written
+
+
+# ---------------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m benchmark.report", description=__doc__.split("\n")[0])
+    parser.add_argument("--tracking-uri", help="MLflow store to read (default: $MLFLOW_TRACKING_URI, else "
+                        "sqlite:///<project>/mlflow.db)")
+    parser.add_argument("--from-export", type=Path, metavar="DIR",
+                        help="read the runs from an export folder (runs.csv, history.csv, gim_weights.csv) instead")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results", help="output folder (default results/)")
+    parser.add_argument("--export", type=Path, metavar="DIR",
+                        help="where to write the export of the runs read (default <out>/export; not with --from-export)")
+    parser.add_argument("--table3-baseline", default="dien", help="baseline row of Table 3 (default dien, as the paper)")
+    parser.add_argument("--paper-dir", type=Path, default=PAPER_DIR, help="folder of the paper's CSVs")
+    args = parser.parse_args(argv)
+    report_command = shlex.join(["python", "-m", "benchmark.report", *argv])
+    try:
+        if args.from_export is not None:
+            data = read_export(args.from_export)
+        else:
+            from benchmark.tracking import resolve_tracking_uri
+
+            data = read_mlflow(resolve_tracking_uri(args.tracking_uri))
+        written = build_report(data, args.out, args.paper_dir, args.table3_baseline, report_command)
+        if args.from_export is None:
+            written += write_export(data, args.export or args.out / "export")
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

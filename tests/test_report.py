@@ -1,0 +1,226 @@
+"""`python -m benchmark.report`: tables, figures and export from MLflow runs, and the same from the export."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+from PIL import Image
+from scipy import stats
+
+from benchmark import PROJECT_ROOT
+from benchmark.report import PAPER_DIR, main
+from conftest import SHARED_DIR, TINY_SYNTHETIC
+
+TABLE_FILES = ("table2", "table3", "table4", "efficiency")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, comment="#", keep_default_na=False, na_values=[""])
+
+
+def body(path: Path) -> str:
+    """A results file without the line that names the report command and its source (which differ between a
+    report from MLflow and one from the export)."""
+    return "\n".join(line for line in path.read_text().splitlines()
+                     if not line.startswith(("# Report:", "- **Report**:")))
+
+
+# ------------------------------------------------------------------------------- a tiny real sweep, reported
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
+    """Four real jobs (LR and MIAN, seeds 0 and 1) of `experiment=table2` through the CLI into a temporary
+    store, then the report from that store and again from its export."""
+    root = tmp_path_factory.mktemp("report")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark", "experiment=table2", "model=lr,mian", "seed=0,1", *TINY_SYNTHETIC,
+         f"tracking.uri={uri}", f"hydra.sweep.dir={root / 'sweep'}"],
+        cwd=PROJECT_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert main(["--tracking-uri", uri, "--out", str(root / "results")]) == 0
+    assert main(["--from-export", str(root / "results" / "export"), "--out", str(root / "again")]) == 0
+    return {"root": root, "uri": uri, "out": root / "results", "again": root / "again"}
+
+
+def test_report_from_a_real_sweep_names_its_provenance(real_sweep) -> None:
+    text = (real_sweep["out"] / "table2.md").read_text()
+    for key in ("Data", "Machine", "Packages", "Git commit", "Produced by", "Report"):
+        assert f"- **{key}**: " in text
+    assert "Synthetic (benchmark/data/synthetic.py, data seed 0" in text
+    assert "torch==" in text and "deepctr-torch==" in text and "mlflow==" in text and "hydra-core==" in text
+    assert "`python -m benchmark experiment=table2 model=lr,mian seed=0,1 " in text  # the sweep's command as typed
+    assert f"`python -m benchmark.report --tracking-uri {real_sweep['uri']}" in text
+    csv_text = (real_sweep["out"] / "table2.csv").read_text()
+    assert csv_text.startswith("# Data: Synthetic") and "# Machine: CPU" in csv_text
+
+
+def test_cells_are_mean_std_and_count_of_the_logged_runs(real_sweep) -> None:
+    client = MlflowClient(real_sweep["uri"])
+    experiment = client.get_experiment_by_name("mian-table2")
+    runs = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("model")]
+    table = read_table(real_sweep["out"] / "table2.csv").set_index(["dataset", "model"])
+    for model in ("lr", "mian"):
+        aucs = [r.data.metrics["test_auc"] for r in runs if r.data.tags["model"] == model]
+        row = table.loc[("synthetic", model)]
+        assert row["runs"] == 2 and row["seeds"] == "0 1"
+        assert row["test_auc_mean"] == pytest.approx(np.mean(aucs), rel=1e-5)
+        assert row["test_auc_std"] == pytest.approx(np.std(aucs, ddof=1), rel=1e-5, abs=1e-9)
+    synthetic = table.loc["synthetic"]
+    assert synthetic["best_test_auc"].sum() == 1 and synthetic["best_test_logloss"].sum() == 1
+    assert (synthetic.loc[["wide_deep", "dien"], "status"] == "not run here").all()
+    books = table.loc["books"]
+    assert (books["status"] == "not run here").all()
+    assert (books["command"] == "python -m benchmark experiment=table2 dataset=books").all()
+    assert books.loc["mian", "paper_auc"] == pytest.approx(0.8209)
+    markdown = (real_sweep["out"] / "table2.md").read_text()
+    assert "## Amazon Books\n\n**Not run here**" in markdown
+    assert "To run it: `python -m benchmark experiment=table2 dataset=books`" in markdown
+
+
+def test_mian_is_tested_against_the_best_baseline(real_sweep) -> None:
+    tests = read_table(real_sweep["out"] / "significance.csv")
+    row = tests[(tests["table"] == "table2") & (tests["metric"] == "test_auc")].iloc[0]
+    assert (row["a"], row["b"], row["n_a"], row["n_b"]) == ("MIAN", "LR", 2, 2)
+    assert 0.0 <= row["p"] <= 1.0
+    assert "MIAN vs LR, test AUC:" in (real_sweep["out"] / "table2.md").read_text()
+
+
+def test_figures_are_pngs_with_their_provenance(real_sweep) -> None:
+    figures = real_sweep["out"] / "figures"
+    assert sorted(p.name for p in figures.iterdir()) == ["figure6_gim_synthetic.png", "table2_curves_synthetic.png"]
+    for path in figures.iterdir():
+        image = Image.open(path)
+        assert image.format == "PNG" and image.size[0] > 600
+        assert "Machine: CPU" in image.info["Description"]
+
+
+def test_report_from_the_export_is_identical(real_sweep) -> None:
+    out, again = real_sweep["out"], real_sweep["again"]
+    for name in (*TABLE_FILES, "significance"):
+        for suffix in (".md", ".csv"):
+            path = out / f"{name}{suffix}"
+            if path.exists():
+                assert body(path) == body(again / path.name), path.name
+    assert "from the export" in (again / "table2.md").read_text()
+    assert not (again / "export").exists()  # an export is never rewritten from itself
+    exported = pd.read_csv(out / "export" / "runs.csv", dtype=str, keep_default_na=False)
+    assert len(exported) == 5  # four jobs and their sweep's parent
+    history = pd.read_csv(out / "export" / "history.csv")
+    assert set(history["key"]) >= {"val_auc", "val_logloss", "train_loss"}
+    gim = pd.read_csv(out / "export" / "gim_weights.csv")
+    assert gim["run_id"].nunique() == 2 and set(gim["name"]) >= {"e_i", "R_ibim"}
+
+
+def test_no_temporary_files_are_left(real_sweep) -> None:
+    leftovers = [p for p in Path(real_sweep["out"]).rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+# --------------------------------------------------------------------------- hand-made runs, known numbers
+def log_run(client: MlflowClient, experiment_id: str, table: str, dataset: str, model: str, seed: int,
+            metrics: dict[str, float], variant: str = "default", encoder: str | None = None,
+            status: str = "FINISHED") -> str:
+    tags = {"model": model, "dataset": dataset, "variant": variant, "seed": str(seed), "device": "CPU (test)",
+            "git_commit": "abc123", "torch_version": "2.x", "step_mode": "eager"}
+    if encoder:
+        tags["encoder"] = encoder
+    run = client.create_run(experiment_id, run_name=f"{model}-{seed}", tags=tags)
+    now = int(time.time() * 1000)
+    history = [Metric("val_auc", 0.5 + 0.1 * step, now, step) for step in (1, 2)]
+    client.log_batch(run.info.run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()] + history,
+                     params=[Param("experiment_name", table)])
+    client.set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+AUC = {"full": [0.80, 0.81, 0.82], "no_gim": [0.78, 0.785, 0.79], "dien": [0.79, 0.80, 0.795]}
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("handmade")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("handmade", artifact_location=(root / "artifacts").as_uri())
+    for seed in range(3):
+        for variant in ("full", "no_gim"):
+            log_run(client, exp, "table3", "electronics", "mian", seed,
+                    {"test_auc": AUC[variant][seed], "test_logloss": 0.4 - AUC[variant][seed] / 10}, variant=variant)
+        log_run(client, exp, "table2", "electronics", "dien", seed,
+                {"test_auc": AUC["dien"][seed], "test_logloss": 0.33})
+        for encoder, auc in (("pre_ln", 0.75), ("none", 0.74)):
+            log_run(client, exp, "table4", "movielens", "mian", seed, {"test_auc": auc + seed / 1000},
+                    variant="full", encoder=encoder)
+        for model, seconds in (("din", 10.0), ("mian", 12.0)):
+            log_run(client, exp, "efficiency", "movielens", model, seed,
+                    {"epoch_time_mean_s": seconds + seed, "first_epoch_time_s": 20.0})
+    log_run(client, exp, "table3", "electronics", "mian", 9, {"test_auc": 0.1}, variant="full", status="FAILED")
+    out = root / "results"
+    assert main(["--tracking-uri", uri, "--out", str(out)]) == 0
+    return out
+
+
+def test_table3_numbers_baseline_from_table2_and_tests(handmade: Path) -> None:
+    table = read_table(handmade / "table3.csv")
+    rows = table[table["dataset"] == "electronics"].set_index("row")
+    full = rows.loc["MIAN"]
+    assert full["runs"] == 3  # the FAILED run is left out
+    assert full["test_auc_mean"] == pytest.approx(np.mean(AUC["full"]), rel=1e-5)
+    assert full["test_auc_std"] == pytest.approx(np.std(AUC["full"], ddof=1), rel=1e-4)
+    assert full["paper_auc"] == pytest.approx(0.8913) and bool(full["best_test_auc"])
+    baseline = rows.loc["DIEN (baseline)"]
+    assert baseline["source"] == "table2 runs" and baseline["paper_auc"] == pytest.approx(0.8836)
+    p_no_gim = stats.ttest_ind(AUC["no_gim"], AUC["full"], equal_var=False).pvalue
+    assert rows.loc["w/o GIM", "p_auc_vs_full"] == pytest.approx(p_no_gim, rel=1e-4)
+    tests = read_table(handmade / "significance.csv")
+    test = tests[(tests["table"] == "table3") & (tests["b"] == "DIEN (baseline)") & (tests["metric"] == "test_auc")]
+    assert test["p"].iloc[0] == pytest.approx(stats.ttest_ind(AUC["full"], AUC["dien"], equal_var=False).pvalue,
+                                              rel=1e-4)
+    markdown = (handmade / "table3.md").read_text()
+    assert "| MIAN | 3 | **0.8100 ± 0.0100** |" in markdown
+    assert "The DIEN (baseline) row comes from the table2 runs" in markdown
+
+
+def test_table4_and_efficiency_put_the_paper_beside(handmade: Path) -> None:
+    table4 = read_table(handmade / "table4.csv").set_index(["dataset", "encoder"])
+    assert table4.loc[("movielens", "none"), "paper_auc"] == pytest.approx(0.7612)  # the paper's no_transformer
+    assert table4.loc[("movielens", "pre_ln"), "paper_dataset"] == "commercial"
+    assert "MovieLens-1M stands in" in (handmade / "table4.md").read_text()
+    efficiency = read_table(handmade / "efficiency.csv").set_index(["dataset", "model"])
+    mian = efficiency.loc[("movielens", "mian")]
+    assert mian["relative_to_din"] == pytest.approx(13.0 / 11.0, rel=1e-5)
+    assert mian["paper_relative_to_din"] == pytest.approx(3700 / 3143, rel=1e-5)
+    assert bool(efficiency.loc[("movielens", "din"), "best_epoch_time"])
+    assert (handmade / "figures" / "figure5_encoders_movielens.png").is_file()
+
+
+def test_an_empty_store_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(uri).create_experiment("empty", artifact_location=(tmp_path / "a").as_uri())
+    assert main(["--tracking-uri", uri, "--out", str(tmp_path / "results")]) == 2
+    assert "no finished runs of an experiment config" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_paper_numbers_are_the_shared_copy_with_their_source() -> None:
+    source = (PAPER_DIR / "SOURCE.md").read_text()
+    assert "doi 10.1145/3437963.3441761" in source
+    for name in ("reported_results.csv", "reported_efficiency.csv"):
+        digest = hashlib.sha256((PAPER_DIR / name).read_bytes()).hexdigest()
+        assert digest in source, name
+        shared = SHARED_DIR / "paper" / name
+        if shared.exists():
+            assert shared.read_bytes() == (PAPER_DIR / name).read_bytes()
+    results = pd.read_csv(io.StringIO((PAPER_DIR / "reported_results.csv").read_text()))
+    assert len(results) == 24 + 14 + 3
