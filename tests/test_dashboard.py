@@ -1,0 +1,105 @@
+"""The MLflow dashboard end to end: `mlflow server` on loopback, a tiny sweep logged to it, and the runs page
+rendered by headless Chromium (Debian's `chromium` package; the test skips without it)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from benchmark import PROJECT_ROOT
+from conftest import TINY_SYNTHETIC
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium (Debian package `chromium`) not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlflow server` on 127.0.0.1 and a free port, with a SQLite store in a temporary folder; stopped (its
+    whole process group) at the end."""
+    root = tmp_path_factory.mktemp("dashboard")
+    port = free_port()
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+            time.sleep(1)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        log.close()
+
+
+def render(url: str, profile: Path) -> str:
+    """The page's DOM after its scripts ran, as text without tags."""
+    proc = subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,900",
+         "--virtual-time-budget=15000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = re.sub(r"<script.*?</script>|<style.*?</style>", " ", proc.stdout, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))
+
+
+def test_a_sweep_shows_as_one_parent_with_its_children(server: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark", "experiment=table2", "model=lr", "seed=0,1", *TINY_SYNTHETIC,
+         "trainer.max_epochs=1", f"tracking.uri={server}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=PROJECT_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(server)
+    experiment = client.get_experiment_by_name("mian-table2")
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("sweep") == "true")
+    children = [r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(children) == ["lr-synthetic-default-seed0", "lr-synthetic-default-seed1"]
+
+    page = f"{server}/#/experiments/{experiment.experiment_id}/runs"
+    nested = render(page, tmp_path / "profile1")
+    assert parent.info.run_name in nested
+    assert "3 matching runs" in nested  # the parent row holds its two children (collapsed)
+    # sorted by a metric, MLflow lists every run flat: the children with their metrics, ready to compare
+    ranked = render(f"{page}?orderByKey=metrics.%60test_auc%60&orderByAsc=false", tmp_path / "profile2")
+    for name in children:
+        assert name in ranked
