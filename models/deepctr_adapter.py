@@ -438,6 +438,8 @@ def _library_arguments(
 @contextmanager
 def _seeded(seed: int, device: torch.device) -> Iterator[None]:
     """Initialise from `seed` alone, restoring the global random state afterwards."""
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)

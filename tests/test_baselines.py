@@ -173,8 +173,9 @@ def test_dcn_has_no_linear_logit_unless_asked() -> None:
     assert len(list(with_linear.net.linear_model.parameters())) > 0
 
 
-def test_xdeepfm_cin_counts_fields_with_shared_embeddings() -> None:
-    model = build_deepctr_model(model_cfg("xdeepfm"), SCHEMA, seed=0, device=CPU)
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+def test_xdeepfm_cin_counts_fields_with_shared_embeddings(activation: str) -> None:
+    model = build_deepctr_model(model_cfg("xdeepfm", cin_activation=activation), SCHEMA, seed=0, device=CPU)
     fields = 2 * len(SCHEMA.item_fields) + len(SCHEMA.user_fields) + len(SCHEMA.context_fields)
     assert len(model.net.embedding_dict) < fields  # candidate and history share their tables
     assert model.net.cin.conv1ds[0].in_channels == fields * fields
