@@ -18,7 +18,6 @@ import math
 import os
 import shlex
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from benchmark import PROJECT_ROOT
+from benchmark.io import atomic_write_bytes
 
 PAPER_DIR = Path(__file__).resolve().parent / "paper_results"
 
@@ -124,10 +124,12 @@ def read_mlflow(uri: str) -> RunData:
                          f"({', '.join(EXPERIMENTS)}): run e.g. `python -m benchmark experiment=table2` first")
     frame["experiment"] = frame["experiment_id"].map(experiments)
     is_job = frame["params.experiment_name"].isin(EXPERIMENTS)
-    parents = set(frame.loc[is_job, "tags.mlflow.parentRunId"].dropna()) if "tags.mlflow.parentRunId" in frame else set()
+    parent_ids = frame.loc[is_job, "tags.mlflow.parentRunId"] if "tags.mlflow.parentRunId" in frame else []
+    parents = set(pd.Series(parent_ids, dtype=object).dropna())
     frame = frame[is_job | frame["run_id"].isin(parents)]
     frame = frame.drop(columns=[c for c in ("artifact_uri", "end_time", "experiment_id") if c in frame.columns])
-    frame["start_time"] = frame["start_time"].map(lambda t: t.isoformat() if hasattr(t, "isoformat") else str(t))
+    frame["start_time"] = frame["start_time"].map(
+        lambda t: t.isoformat(timespec="microseconds") if hasattr(t, "isoformat") else str(t))
 
     history, gim = [], []
     for run_id, model in zip(frame["run_id"], frame.get("tags.model", pd.Series(index=frame.index))):
@@ -160,16 +162,8 @@ def read_export(folder: Path) -> RunData:
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write the whole file or nothing: a temporary file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the whole file or nothing (benchmark/io.py: temporary file beside it, then os.replace)."""
+    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def write_export(data: RunData, folder: Path) -> list[Path]:
@@ -222,7 +216,8 @@ def data_description(row: pd.Series) -> str:
     dataset = str(row.get("tags.dataset", ""))
     splits = "/".join(get(f"data.{s}_samples") or "?" for s in ("train", "valid", "test"))
     if dataset == "movielens":
-        return (f"MovieLens-1M: {get('data.subset') or 'ML-1M'}, from {get('dataset.raw_dir') or 'datasets/raw/movielens'}"
+        raw_dir = get("dataset.raw_dir") or "datasets/raw/movielens"
+        return (f"MovieLens-1M: {get('data.subset') or 'ML-1M'}, from {raw_dir}"
                 f" (train/valid/test samples {splits})")
     if dataset == "synthetic":
         return (f"Synthetic (benchmark/data/synthetic.py, data seed {get('dataset.seed')}: {get('data.users')} users, "
@@ -238,11 +233,16 @@ def machine_description(row: pd.Series) -> str:
     return f"{device} (host CPU: {cpu})" if cpu else device
 
 
-def job_records(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per job run (sweep parents left out) with the fields the tables use."""
+CELL_KEY = ["table", "dataset", "model", "variant", "encoder", "seed"]
+
+
+def job_records(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per job run (sweep parents left out) with the fields the tables use. When a cell's seed was run
+    more than once (a sweep repeated), the latest finished run counts; the older ones are returned apart."""
     jobs = runs[_col(runs, "params.experiment_name").isin(EXPERIMENTS) & (_col(runs, "tags.model") != "")]
     records = pd.DataFrame({
-        "run_id": jobs["run_id"], "parent": _col(jobs, "tags.mlflow.parentRunId"),
+        "run_id": jobs["run_id"], "start_time": _col(jobs, "start_time"),
+        "parent": _col(jobs, "tags.mlflow.parentRunId"),
         "table": jobs["params.experiment_name"], "dataset": _col(jobs, "tags.dataset"),
         "model": _col(jobs, "tags.model"), "variant": _col(jobs, "tags.variant"),
         "encoder": _col(jobs, "tags.encoder"), "seed": pd.to_numeric(_col(jobs, "tags.seed"), errors="coerce"),
@@ -254,7 +254,9 @@ def job_records(runs: pd.DataFrame) -> pd.DataFrame:
     })
     for name in ("test_auc", "test_logloss", "test_gauc", "epoch_time_mean_s", "first_epoch_time_s", "best_epoch"):
         records[name] = jobs[f"metrics.{name}"] if f"metrics.{name}" in jobs.columns else np.nan
-    return records.reset_index(drop=True)
+    latest = records.sort_values(["start_time", "run_id"], kind="stable").drop_duplicates(CELL_KEY, keep="last")
+    older = records[~records["run_id"].isin(latest["run_id"])]
+    return records[records["run_id"].isin(latest["run_id"])].reset_index(drop=True), older.reset_index(drop=True)
 
 
 def read_paper(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -529,7 +531,8 @@ class Provenance:
         return [f"{k}: {v}" for k, v in self.lines()]
 
 
-def provenance(records: pd.DataFrame, runs: pd.DataFrame, source: str, report_command: str) -> Provenance:
+def provenance(records: pd.DataFrame, runs: pd.DataFrame, source: str, report_command: str,
+               older: int = 0) -> Provenance:
     """Where these records' numbers come from: data, machine, packages, commits and the exact commands (each
     sweep's command from its parent run, else each run's own)."""
     join = lambda values: " ; ".join(sorted(set(v for v in values if v))) or "–"  # noqa: E731
@@ -541,7 +544,8 @@ def provenance(records: pd.DataFrame, runs: pd.DataFrame, source: str, report_co
                                               f"dataset={row.dataset}", f"model={row.model}", f"seed={int(row.seed)}"])
         if f"`{text}`" not in commands:
             commands.append(f"`{text}`")
-    report = f"`{report_command}` from the {source} ({len(records)} runs)"
+    report = f"`{report_command}` from the {source} ({len(records)} runs"
+    report += f"; {older} older runs of the same cell and seed left out)" if older else ")"
     return Provenance(join(records["data"]), join(records["machine"]), join(records["packages"]),
                       join(records["git_commit"]), commands, report)
 
@@ -627,7 +631,7 @@ def build_report(data: RunData, out: Path, paper_dir: Path, baseline: str, repor
     from benchmark import figures
 
     paper, paper_eff = read_paper(paper_dir)
-    records = job_records(data.runs)
+    records, older = job_records(data.runs)
     written: list[Path] = []
 
     def write(name: str, content: str | bytes) -> None:
@@ -661,7 +665,7 @@ def build_report(data: RunData, out: Path, paper_dir: Path, baseline: str, repor
             all_tests += section.tests
         if table == "table3":
             used = pd.concat([pd.concat([r.runs for r in s.rows]) for s in sections]).drop_duplicates("run_id")
-        prov = provenance(used, data.runs, data.source, report_command)
+        prov = provenance(used, data.runs, data.source, report_command, int((older["table"] == table).sum()))
         write(f"{table}.md", f"# {TITLES[table]}\n\n{prov.markdown()}\n" + "\n".join(texts))
         write(f"{table}.csv", _csv(pd.concat(frames, ignore_index=True), prov.csv_comment()))
         written += write_figures(table, records, data, prov, figures, out)
@@ -674,11 +678,11 @@ def build_report(data: RunData, out: Path, paper_dir: Path, baseline: str, repor
         mine = used[used["dataset"] == dataset]
         frames.append(frame)
         texts.append(efficiency_markdown(frame, dataset, command, " ; ".join(sorted(set(mine["data"])))))
-    prov = provenance(used, data.runs, data.source, report_command)
+    prov = provenance(used, data.runs, data.source, report_command, int((older["table"] == "efficiency").sum()))
     write("efficiency.md", f"# {TITLES['efficiency']}\n\n{prov.markdown()}\n" + "\n".join(texts))
     write("efficiency.csv", _csv(pd.concat(frames, ignore_index=True), prov.csv_comment()))
 
-    prov = provenance(records, data.runs, data.source, report_command)
+    prov = provenance(records, data.runs, data.source, report_command, len(older))
     tests = pd.DataFrame(all_tests, columns=["table", "dataset", "metric", "a", "b", "n_a", "n_b", "mean_a",
                                              "mean_b", "diff", "t", "p"])
     write("significance.csv", _csv(tests, prov.csv_comment() + "# Welch's t-test (scipy.stats.ttest_ind, "
@@ -735,8 +739,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="read the runs from an export folder (runs.csv, history.csv, gim_weights.csv) instead")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results", help="output folder (default results/)")
     parser.add_argument("--export", type=Path, metavar="DIR",
-                        help="where to write the export of the runs read (default <out>/export; not with --from-export)")
-    parser.add_argument("--table3-baseline", default="dien", help="baseline row of Table 3 (default dien, as the paper)")
+                        help="where to write the export of the runs read (default <out>/export; not with "
+                        "--from-export)")
+    parser.add_argument("--table3-baseline", default="dien",
+                        help="baseline row of Table 3 (default dien, as in the paper)")
     parser.add_argument("--paper-dir", type=Path, default=PAPER_DIR, help="folder of the paper's CSVs")
     args = parser.parse_args(argv)
     report_command = shlex.join(["python", "-m", "benchmark.report", *argv])

@@ -137,7 +137,8 @@ def _sweep_cli(tmp_path: Path, seeds: str, *extra: str) -> MlflowClient:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "benchmark", "-m", "experiment=table2", "model=lr", *TINY_SYNTHETIC,
-         "trainer.max_epochs=1", f"seed={seeds}", f"tracking.uri={uri}", f"hydra.sweep.dir={tmp_path / 'sweep'}", *extra],
+         "trainer.max_epochs=1", f"seed={seeds}", f"tracking.uri={uri}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+         *extra],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
