@@ -61,10 +61,12 @@ def log_attention_sample(trainer: Trainer, model: torch.nn.Module, count: int = 
 
 def _end_run(status: str, tags: dict[str, str]) -> None:
     """Tag and end the active run; a failure to reach the store here is reported, not raised (the original
-    error is the one that matters)."""
+    error is the one that matters). Nothing to do when the run has already ended (set_tags would start a new one)."""
+    if mlflow.active_run() is None:
+        return
     try:
         tracking.set_tags(tags)
-        mlflow.end_run(status=status)
+        tracking.end_run(status)
     except Exception as error:  # noqa: BLE001
         print(f"[benchmark] warning: could not mark the MLflow run {status}: {error}", file=sys.stderr)
 
@@ -147,6 +149,7 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
             }
             tracking.log_metrics(final)
             log_attention_sample(trainer, model)
+            tracking.end_run("FINISHED")  # explicitly, with retries (the `with` exit then has nothing to end)
         except KeyboardInterrupt as error:
             reason = str(error) if isinstance(error, Interrupted) else "interrupted (KeyboardInterrupt)"
             kept_epoch = 0  # the epoch of the checkpoint a rerun will resume from

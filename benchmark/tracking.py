@@ -89,6 +89,11 @@ def log_text(text: str, artifact_file: str) -> None:
     retrying(mlflow.log_text, text, artifact_file)
 
 
+def end_run(status: str) -> None:
+    """End the active run with `status` (MLflow pops it only once the store has it, so a retry is safe)."""
+    retrying(mlflow.end_run, status=status)
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """An exclusive advisory lock on `path` (created if needed), so that only one process at a time creates

@@ -20,7 +20,7 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from benchmark import PROJECT_ROOT
+from benchmark import PROJECT_ROOT, tracking
 from benchmark.checkpoint import CHECKPOINT_FILE, JobCheckpoint, job_folder, read_checkpoint
 from benchmark.interrupt import Interrupted, deferred, stop_on_signals
 from benchmark.io import atomic_path, atomic_write_text
@@ -262,12 +262,14 @@ def test_a_nan_loss_fails_the_run_with_the_reason(compose_cfg: Callable, store: 
 
 # ---------------------------------------------------------------------------------------------- parallel jobs
 def _log_in_parallel(uri: str, barrier: multiprocessing.synchronize.Barrier, index: int) -> None:
+    """One job's tracking calls, as benchmark/run.py makes them."""
     barrier.wait()
     experiment_id = prepare_experiment(uri, "race")
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"writer-{index}"):
-        for step in range(20):
-            mlflow.log_metrics({"a": float(step), "b": float(index)}, step=step)
-        mlflow.log_params({"index": index})
+    tracking.retrying(mlflow.start_run, experiment_id=experiment_id, run_name=f"writer-{index}")
+    for step in range(20):
+        tracking.log_metrics({"a": float(step), "b": float(index)}, step=step)
+    tracking.log_params({"index": index})
+    tracking.end_run("FINISHED")
 
 
 def test_parallel_first_use_of_a_fresh_sqlite_store(tmp_path: Path) -> None:
@@ -280,16 +282,23 @@ def test_parallel_first_use_of_a_fresh_sqlite_store(tmp_path: Path) -> None:
         p.start()
     for p in procs:
         p.join(timeout=120)
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=10)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     runs = runs_of(uri, "race")
     assert sorted(r.data.params["index"] for r in runs) == ["0", "1", "2", "3"]
+    assert all(r.info.status == "FINISHED" for r in runs)
     for run in runs:
         assert steps(uri, run.info.run_id, "a") == list(range(20))
     with sqlite3.connect(tmp_path / "fresh.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
+@pytest.mark.slow  # minutes on a loaded 2-core machine (each loky worker imports torch and MLflow)
 def test_joblib_multirun_of_four_jobs_two_at_a_time_lands_every_run(tmp_path: Path) -> None:
+    """The real thing behind the test above: Hydra's joblib launcher, 4 jobs 2 at a time, one fresh store."""
     db = tmp_path / "store" / "mlflow.db"  # a fresh store, in a folder that does not exist yet
     uri = f"sqlite:///{db}"
     proc = subprocess.run(

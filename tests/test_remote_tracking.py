@@ -75,23 +75,39 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
+def check_runs(server: str, experiment: str, seeds: list[str]) -> None:
+    """One FINISHED run per seed, with its metrics, per-epoch history and config artifact, on the server."""
+    client = MlflowClient(server)
+    found = client.get_experiment_by_name(experiment)
+    runs = [r for r in client.search_runs([found.experiment_id]) if r.data.tags.get("sweep") != "true"]
+    assert sorted(r.data.tags["seed"] for r in runs) == seeds
+    mlflow.set_tracking_uri(server)  # artifacts travel through the server too
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert {"test_auc", "test_logloss", "test_gauc"} <= set(run.data.metrics)
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_auc")] == [1, 2]
+        assert "encoder: pre_ln" in mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml")
+
+
+def test_jobs_log_into_the_server_named_by_the_environment(server: str, compose_cfg: Callable, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    for seed in (0, 1):
+        run_job(compose_cfg(*TINY_SYNTHETIC, "tracking.experiment=remote-jobs", f"seed={seed}",
+                            f"trainer.checkpoint_dir={tmp_path}"))
+    check_runs(server, "remote-jobs", ["0", "1"])
+
+
+@pytest.mark.slow
 def test_a_sweep_logs_into_the_server(server: str, tmp_path: Path) -> None:
+    """The command line, with the sweep's parent run: `MLFLOW_TRACKING_URI=<server> python -m benchmark -m ...`."""
     proc = subprocess.run(
         [sys.executable, "-m", "benchmark", "-m", "seed=0,1", *TINY_SYNTHETIC, "tracking.experiment=remote",
          f"trainer.checkpoint_dir={tmp_path / 'ckpt'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
         cwd=PROJECT_ROOT, env={**ENV, "MLFLOW_TRACKING_URI": server}, capture_output=True, text=True, timeout=400,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(server)
-    experiment = client.get_experiment_by_name("remote")
-    runs = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("sweep") != "true"]
-    assert sorted(r.data.tags["seed"] for r in runs) == ["0", "1"]
-    for run in runs:
-        assert run.info.status == "FINISHED"
-        assert {"test_auc", "test_logloss", "test_gauc"} <= set(run.data.metrics)
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_auc")] == [1, 2]
-        mlflow.set_tracking_uri(server)  # artifacts travel through the server too
-        assert "encoder: pre_ln" in mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml")
+    check_runs(server, "remote", ["0", "1"])
 
 
 def test_an_unreachable_server_fails_fast_before_any_data_is_loaded(
