@@ -35,13 +35,12 @@ The library's traps, and what is done about each:
 """
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-
-import sys
-import types
 
 import torch
 import torch.nn.functional as F
