@@ -2,7 +2,7 @@
 
 A job's checkpoints live in `<trainer.checkpoint_dir or <project>/checkpoints>/<model>-<dataset>-seed<N>-<key>/`,
 where `key` hashes the resolved config without the keys that cannot change the result (`tracking.*`,
-`trainer.resume`, `trainer.checkpoint_dir`, `trainer.progress`). The folder holds `last.pt`, rewritten
+`experiment_name`, `trainer.resume`, `trainer.checkpoint_dir`, `trainer.progress`). The folder holds `last.pt`, rewritten
 atomically at the end of every epoch (model, optimizer, RNG state, best weights, early-stopping state, per-epoch
 history, and the MLflow run that wrote it), and a `.lock` that the running job holds, so that two processes
 running the very same job never resume from or overwrite each other's checkpoint. The folder is removed when
@@ -36,7 +36,8 @@ except ImportError:  # pragma: no cover
 FORMAT_VERSION = 1
 CHECKPOINT_FILE = "last.pt"
 # Config keys that cannot change a job's result: left out of the job key.
-NON_RESULT_KEYS = ("tracking", "hydra", "trainer.resume", "trainer.checkpoint_dir", "trainer.progress")
+NON_RESULT_KEYS = ("tracking", "hydra", "experiment_name", "trainer.resume", "trainer.checkpoint_dir",
+                   "trainer.progress")
 
 
 class CheckpointError(ValueError):

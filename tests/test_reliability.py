@@ -18,10 +18,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from benchmark import PROJECT_ROOT, tracking
-from benchmark.checkpoint import CHECKPOINT_FILE, JobCheckpoint, job_folder, read_checkpoint
+from benchmark.checkpoint import CHECKPOINT_FILE, JobCheckpoint, job_folder, job_key, read_checkpoint
 from benchmark.interrupt import Interrupted, deferred, stop_on_signals
 from benchmark.io import atomic_path, atomic_write_text
 from benchmark.run import run_job
@@ -187,6 +187,24 @@ def test_the_same_job_running_twice_does_not_share_its_checkpoint(tmp_path: Path
     assert second.acquire()
     second.release()
     assert not (tmp_path / "job").exists(), "a folder without a checkpoint is removed"
+
+
+def test_the_job_key_ignores_only_what_cannot_change_the_result(compose_cfg: Callable) -> None:
+    base = compose_cfg()
+
+    def key_with(dotted: str, value: object) -> str:
+        cfg = base.copy()
+        with open_dict(cfg):
+            OmegaConf.update(cfg, dotted, value, merge=False)
+        return job_key(cfg)
+
+    for dotted, value in (("tracking.uri", "sqlite:////tmp/x.db"), ("tracking.experiment", "other"),
+                          ("trainer.progress", True), ("trainer.resume", False), ("trainer.checkpoint_dir", "/c"),
+                          ("experiment_name", "table2")):
+        assert key_with(dotted, value) == job_key(base), dotted
+    for dotted, value in (("seed", 1), ("trainer.lr", 0.01), ("model.name", "din"), ("dataset.num_users", 10),
+                          ("trainer.max_epochs", 3), ("embedding_dim", 4)):
+        assert key_with(dotted, value) != job_key(base), dotted
 
 
 def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
