@@ -159,7 +159,7 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
                                 "checkpoint_epoch": str(kept_epoch)})
             where = (f"the checkpoint of epoch {kept_epoch} is kept in {checkpoint.folder}: rerun the same command "
                      "to resume (trainer.resume=false starts over)" if checkpoint is not None and kept_epoch
-                     else "no epoch had finished: nothing to resume")
+                     else "no epoch finished in this run, so it left no checkpoint")
             print(f"[benchmark] {reason}: run {run.info.run_id} marked KILLED; {where}", file=sys.stderr)
             raise
         except BaseException as error:
