@@ -18,7 +18,7 @@ import ast
 import json
 import logging
 import re
-from time import perf_counter
+from time import perf_counter, process_time
 from array import array
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from benchmark.data.cache import CacheWriter, load_or_build
-from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, log2_bucket, option, read_blocks,
-                                   read_lines, resolve_raw_dir, sample_unseen, split_block, time_parts,
-                                   user_positions, write_split)
+from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, index_ids, log2_bucket, option,
+                                   read_blocks, read_lines, resolve_raw_dir, sample_unseen, split_block,
+                                   time_parts, user_positions, write_split)
 from benchmark.data.download import ensure_raw_files
 from benchmark.data.errors import BadLines, DataError
 from benchmark.data.schema import Dataset, Field, Schema
@@ -57,7 +57,9 @@ _REVIEW_LINE_RE = re.compile(
     rb'^\{"reviewerID": "([^"\\\n]+)", "asin": "([^"\\\n]+)", .*"overall": ([0-9.]+), "summary": .*'
     rb'"unixReviewTime": ([0-9]+), "reviewTime": "[^"\\\n]*"\}[ \t\r]*$', re.M)
 _ASIN_RE = re.compile(rb"'asin': u?'([^'\\]*)'")
-_META_HEAD_RE = re.compile(rb"^\{'asin': u?'([^'\\\n]*)'", re.M)
+# a line's first key; searched as "\n{'asin': '" in "\n" + block: a literal prefix is found by a fast scan,
+# while "^" in MULTILINE mode would make the engine try every position of every line
+_META_HEAD_RE = re.compile(rb"\n\{'asin': u?'([^'\\\n]*)'")
 _CATS_RE = re.compile(rb"'categories': (\[\[.*?\]\])(?=, '|, \"|\}$)")
 
 
@@ -127,8 +129,7 @@ def parse_reviews(path: Path, opts: AmazonOptions) -> tuple[list[str], list[str]
     parts: dict[str, list[np.ndarray]] = {"user": [], "item": [], "time": [], "rating": []}
     bad = BadLines(path, opts.on_bad_line, opts.max_bad_fraction)
     total = 0
-    for first, block in read_blocks(path):
-        lines = block.count(b"\n") + (not block.endswith(b"\n"))
+    for first, block, lines in read_blocks(path):
         total = first + lines - 1
         rows = _REVIEW_LINE_RE.findall(block)
         cols = None
@@ -137,8 +138,8 @@ def parse_reviews(path: Path, opts: AmazonOptions) -> tuple[list[str], list[str]
         if cols is None:
             cols = _slow_columns(split_block(block), first, bad)
         u, i, t, r = cols
-        parts["user"].append(np.array([users.setdefault(x, len(users)) for x in u], dtype=np.int64))
-        parts["item"].append(np.array([items.setdefault(x, len(items)) for x in i], dtype=np.int64))
+        parts["user"].append(index_ids(u, users))
+        parts["item"].append(index_ids(i, items))
         parts["time"].append(t)
         parts["rating"].append(r)
     n_bad = bad.finish(total)
@@ -257,10 +258,9 @@ def parse_meta(path: Path, wanted: set[str], opts: AmazonOptions) -> tuple[dict[
         if d["asin"] in wanted:
             add(d["asin"], category)
 
-    for first, block in read_blocks(path):
-        n_lines = block.count(b"\n") + (not block.endswith(b"\n"))
+    for first, block, n_lines in read_blocks(path):
         total = first + n_lines - 1
-        heads = _META_HEAD_RE.findall(block)
+        heads = _META_HEAD_RE.findall(b"\n" + block)
         if len(heads) == n_lines:  # every line starts with its asin: look only at the wanted ones
             hits = [k for k, a in enumerate(heads) if a in wanted_b]
             if hits:
@@ -290,14 +290,15 @@ def _reindex(old: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]
 
 def build(writer: CacheWriter, opts: AmazonOptions, reviews_path: Path, meta_path: Path) -> None:
     """Parse the raw files and stream the three splits into the cache writer."""
-    started = perf_counter()
+    started, cpu = perf_counter(), process_time()
     user_names, item_names, cols, stats = parse_reviews(reviews_path, opts)
-    log.info("read %d reviews from %s in %.1f s", len(cols["user"]), reviews_path, perf_counter() - started)
-    started = perf_counter()
+    log.info("read %d reviews from %s in %.1f s (%.1f s CPU)", len(cols["user"]), reviews_path,
+             perf_counter() - started, process_time() - cpu)
+    started, cpu = perf_counter(), process_time()
     category_of, meta_stats = parse_meta(meta_path, set(item_names), opts)
-    log.info("read %d metadata lines from %s in %.1f s", meta_stats["meta_lines"], meta_path,
-             perf_counter() - started)
-    started = perf_counter()
+    log.info("read %d metadata lines from %s in %.1f s (%.1f s CPU)", meta_stats["meta_lines"], meta_path,
+             perf_counter() - started, process_time() - cpu)
+    started, cpu = perf_counter(), process_time()
     stats.update(meta_stats)
 
     # items without metadata
@@ -403,7 +404,8 @@ def build(writer: CacheWriter, opts: AmazonOptions, reviews_path: Path, meta_pat
         first_review_year=year_min, last_review_year=year_max,
         **{f"paper_{key}": value for key, value in paper.items()},
     )
-    log.info("built and wrote %d samples in %.1f s", stats["samples"], perf_counter() - started)
+    log.info("built and wrote %d samples in %.1f s (%.1f s CPU)", stats["samples"], perf_counter() - started,
+             process_time() - cpu)
     writer.name = opts.name
     writer.stats = stats
     writer.schema = Schema(

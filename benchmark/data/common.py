@@ -111,8 +111,8 @@ def _produce(path: Path, is_gzip: bool, out: queue.Queue, stop: threading.Event)
         put(exc)
 
 
-def read_blocks(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Yield (number of the block's first line, block of whole lines) of a plain or gzip file, streaming.
+def read_blocks(path: Path) -> Iterator[tuple[int, bytes, int]]:
+    """Yield (number of the block's first line, block of whole lines, number of lines) of a file, streaming.
 
     Every block but the last ends with a newline. gzip is recognised by its magic bytes. A truncated or
     corrupt gzip stream and a UTF-16/32 byte-order mark are errors naming the file and the line reached:
@@ -145,10 +145,11 @@ def read_blocks(path: Path) -> Iterator[tuple[int, bytes]]:
             rest = chunk[cut:]
             if line_no == 0:
                 block = _check_first_line(path, block)
-            yield line_no + 1, block
-            line_no += block.count(b"\n")
+            n_lines = block.count(b"\n")
+            yield line_no + 1, block, n_lines
+            line_no += n_lines
         if rest:
-            yield line_no + 1, _check_first_line(path, rest) if line_no == 0 else rest
+            yield line_no + 1, _check_first_line(path, rest) if line_no == 0 else rest, 1
     except (EOFError, zlib.error) as exc:
         raise DataError(
             f"{path} is truncated or corrupt after line {line_no} ({type(exc).__name__}: {exc}); "
@@ -157,6 +158,14 @@ def read_blocks(path: Path) -> Iterator[tuple[int, bytes]]:
     finally:
         stop.set()
         reader.join()
+
+
+def index_ids(ids: tuple[bytes, ...] | list[bytes], index: dict[bytes, int]) -> np.ndarray:
+    """Indices of `ids` in `index`, adding unseen ids in order of first appearance (0, 1, ...)."""
+    for key in dict.fromkeys(ids):  # the block's distinct ids, in order: few Python-level steps
+        if key not in index:
+            index[key] = len(index)
+    return np.fromiter(map(index.__getitem__, ids), dtype=np.int64, count=len(ids))
 
 
 def split_block(block: bytes) -> list[bytes]:
@@ -169,7 +178,7 @@ def split_block(block: bytes) -> list[bytes]:
 
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """Yield (1-based line number, line without its newline) of a plain or gzip file (see read_blocks)."""
-    for first, block in read_blocks(path):
+    for first, block, _ in read_blocks(path):
         yield from enumerate(split_block(block), first)
 
 

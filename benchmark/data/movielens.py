@@ -100,8 +100,7 @@ def parse_ratings(path: Path, opts: MovieLensOptions) -> tuple[dict[str, np.ndar
     parts: list[np.ndarray] = []
     bad = BadLines(path, opts.on_bad_line, opts.max_bad_fraction)
     total = 0
-    for first, block in read_blocks(path):
-        n_lines = block.count(b"\n") + (not block.endswith(b"\n"))
+    for first, block, n_lines in read_blocks(path):
         total = first + n_lines - 1
         rows = _RATING_RE.findall(block)
         if len(rows) == n_lines:
