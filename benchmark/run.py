@@ -109,7 +109,8 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
         tags["resumed_at_epoch"] = str(resume_state["progress"]["epoch"])
     if checkpoint is not None:
         tags["checkpoint_dir"] = str(checkpoint.folder)
-    run_name = f"{cfg.model.name}-{cfg.dataset.name}-{tags['variant']}-seed{seed}"
+    encoder = f"-{tags['encoder']}" if tags.get("encoder", "pre_ln") != "pre_ln" else ""
+    run_name = f"{cfg.model.name}-{cfg.dataset.name}-{tags['variant']}{encoder}-seed{seed}"
 
     with tracking.retrying(mlflow.start_run, experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         try:
