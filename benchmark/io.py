@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never a half-written file.
+"""Atomic file writes and an inter-process file lock. Atomic writes: a reader sees the old file or the complete new one, never a half-written file.
 
 Each write goes to a temporary file in the same folder (same filesystem), is flushed to disk, and is then
 renamed over the target with `os.replace` (atomic on POSIX and Windows). A write that fails or is
@@ -11,6 +11,11 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
 
 
 @contextlib.contextmanager
@@ -47,3 +52,18 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
     """Write `text` to `path` atomically (newlines as given, no platform translation)."""
     atomic_write_bytes(path, text.encode(encoding))
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (created if needed), held by one process at a time; a no-op where
+    `fcntl` does not exist."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

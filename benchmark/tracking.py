@@ -15,11 +15,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import PROJECT_ROOT
-
-try:  # POSIX advisory locks; elsewhere parallel first-time creation of a SQLite store is not guarded
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
+from benchmark.io import file_lock
 
 DEFAULT_DB = PROJECT_ROOT / "mlflow.db"
 T = TypeVar("T")
@@ -94,21 +90,6 @@ def end_run(status: str) -> None:
     retrying(mlflow.end_run, status=status)
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on `path` (created if needed), so that only one process at a time creates
-    a SQLite store's tables or an experiment: MLflow's own table creation races between processes."""
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 FAIL_FAST_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 
@@ -159,7 +140,7 @@ def prepare_experiment(uri: str, name: str) -> str:
         if uri.startswith("sqlite:///"):
             db = Path(uri[len("sqlite:///"):])
             db.parent.mkdir(parents=True, exist_ok=True)
-            with _file_lock(db.with_name(db.name + ".lock")):
+            with file_lock(db.with_name(db.name + ".lock")):
                 return retrying(lambda: _get_or_create_experiment(MlflowClient(uri), uri, name))
         with _fail_fast_http():
             return _get_or_create_experiment(MlflowClient(uri), uri, name)

@@ -13,7 +13,6 @@ file is checked (size and CRC-32); a damaged entry is reported, removed (that en
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -28,12 +27,9 @@ from typing import Any
 import numpy as np
 
 from benchmark.data.errors import DataError
+from benchmark.io import file_lock
 from benchmark.data.schema import ARRAY_KEYS, SPLITS, Dataset, Schema
 
-try:  # POSIX advisory lock, so parallel Hydra jobs build an entry once; elsewhere builds may duplicate work
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -175,19 +171,6 @@ def _read_entry(folder: Path, key: str, mmap: bool, verify: bool = True) -> Data
     return Dataset(name=meta["name"], schema=schema, splits=splits, stats=stats)
 
 
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _remove(folder: Path) -> None:
     """Remove one folder of ours: renamed aside first, so a crash mid-removal never looks like an entry."""
     aside = folder.with_name(f".trash-{folder.name}-{uuid.uuid4().hex[:8]}")
@@ -219,7 +202,7 @@ def load_or_build(
             return _read_entry(folder, key, mmap)
         except CorruptEntry as exc:
             log.warning("cache entry %s is damaged (%s); rebuilding it", folder, exc)
-    with _lock(cache_dir / f".{entry}.lock"):
+    with file_lock(cache_dir / f".{entry}.lock"):
         if folder.exists():  # built by another process meanwhile, or damaged
             try:
                 return _read_entry(folder, key, mmap)
