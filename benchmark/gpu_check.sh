@@ -1,26 +1,106 @@
 #!/usr/bin/env bash
-# The speed checks that need a GPU, in one command: the CUDA tests (graphed == eager, no host sync, fallback,
-# compile) and the efficiency benchmark. Results go to $OUT (the device tool's folder), else results/efficiency/.
+# Everything that needs a GPU, as one command with a time budget:
+#   1. bench   the efficiency benchmark (benchmark/bench.py), alone on the GPU so its timings are clean; it also
+#              checks per model that graphed and eager steps give the same losses.
+#   2. tables  Tables 2-4 on MovieLens (ml-1m-part) as three Hydra multiruns side by side (joblib workers; with
+#              CUDA MPS when the machine allows it, so the small kernels of several jobs share the GPU), each into
+#              its own SQLite store under $RUNS_DIR; stopped at the deadline (a stopped job's run is KILLED and
+#              the report leaves it out; the sweeps are seed-major, so whole seeds finish first).
+#   3. tests   the CUDA tests (tests/test_cuda_graph.py), beside the tables.
+# Results: $OUT (else results/efficiency/): <machine>.md/.csv from the benchmark, the logs, and runs.tar.gz (the
+# stores, their artifacts and the Hydra job logs; unpack it at / on the machine that makes the report, since the
+# stores name their artifact folder by absolute path).
 #
-# On the machine that has ../shared (once): the wheels the GPU image lacks (../shared/device-wheels/README.md)
-#   mkdir -p .whl && cp ../shared/device-wheels/*.whl .whl/ && (grep -qx '/.whl/' .git/info/exclude || echo /.whl/ >> .git/info/exclude)
-# Then, through the device tool: carry [".whl"], timeout_s 590, command
-#   BENCH_GIT_COMMIT=<git rev-parse HEAD> bash benchmark/gpu_check.sh
-# Extra arguments go to the benchmark (e.g. --steps 20 to make it shorter). The benchmark rewrites its table after
-# every model, so a run cut short still leaves the models it finished. Copy $OUT's nvidia-*.md/.csv into
-# results/efficiency/ and commit them.
+# On the machine that has ../shared (once): the wheels the GPU image lacks and the MovieLens files
+#   mkdir -p .whl .mldata && cp ../shared/device-wheels/*.whl .whl/ && cp ../shared/data/ml-1m-part/* .mldata/
+#   printf '/.whl/\n/.mldata/\n' >> .git/info/exclude
+# then on the GPU machine, from the checkout (carrying .whl and .mldata):
+#   BENCH_GIT_COMMIT=<git rev-parse HEAD> BUDGET_S=520 bash benchmark/gpu_check.sh
+# Environment knobs: BUDGET_S (whole script), STAGES ("bench tables tests"), SEEDS (0,1,2), BENCH_ARGS,
+# JOBS (parallel jobs of table2, table3, table4 with MPS: "8 5 3"), TABLE_ARGS (extra overrides for every table job), DATASET (movielens), RAW_DIR (.mldata), RUNS_DIR (/work/gpu-runs).
 set -uo pipefail
+T0=$(date +%s)
+BUDGET_S=${BUDGET_S:-520}
+STAGES=${STAGES:-bench tables tests}
+SEEDS=${SEEDS:-0,1,2}
+DATASET=${DATASET:-movielens}
+RAW_DIR=${RAW_DIR:-$PWD/.mldata}
+RUNS_DIR=${RUNS_DIR:-/work/gpu-runs}
 OUT_DIR=${OUT:-results/efficiency}
 PY=${PYTHON:-python3}
-mkdir -p "$OUT_DIR"
+BENCH_ARGS=${BENCH_ARGS:---models mian,din,dien,dcn,lr,wide_deep,deepfm,xdeepfm --batch-sizes 128,2048 --steps 40 --repeats 3 --compile-models mian}
+TABLE_ARGS=${TABLE_ARGS:-}
+mkdir -p "$OUT_DIR" "$RUNS_DIR"
 LOG="$OUT_DIR/gpu_check.log"
-if [ -d .whl ]; then
+left() { echo $(( BUDGET_S - ($(date +%s) - T0) )); }
+say() { echo "[gpu_check +$(( $(date +%s) - T0 ))s] $*" | tee -a "$LOG"; }
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+
+if [ -d .whl ] && ! $PY -c "import hydra, mlflow, deepctr_torch" 2>/dev/null; then
     $PY -m pip install -q --no-index --find-links .whl mlflow-skinny==3.17.2 hydra-core==1.3.2 \
         hydra-joblib-launcher==1.2.0 sqlalchemy alembic deepctr-torch==0.3.0 2>&1 | tail -3 || exit 1
 fi
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"; } 2>&1 | tee "$LOG"
-# The benchmark first (it also checks graphed == eager per model), then the CUDA tests.
-timeout 380 $PY -m benchmark.bench --models mian,din,dien,dcn,lr,wide_deep,deepfm,xdeepfm --batch-sizes 128,2048 \
-    --steps 50 --repeats 4 --compile-models mian --out "$OUT_DIR" "$@" 2>&1 | tee -a "$LOG"
-timeout 150 $PY -m pytest -q -p no:cacheprovider -m "slow or not slow" tests/test_cuda_graph.py 2>&1 | tee -a "$LOG"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc;
+  $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"; } 2>&1 | tee -a "$LOG"
+
+if has bench; then
+    say "bench (at most $(( $(left) - 300 ))s)"
+    timeout $(( $(left) - 300 )) $PY -m benchmark.bench $BENCH_ARGS --out "$OUT_DIR" 2>&1 | tee -a "$LOG"
+fi
+
+sweep_pids=()
+if has tables; then
+    # MPS lets the kernels of several processes run at once; without it the jobs take turns on the GPU.
+    read -r jobs2 jobs3 jobs4 <<< "${JOBS:-8 5 3}"
+    if command -v nvidia-cuda-mps-control >/dev/null && nvidia-cuda-mps-control -d 2>>"$LOG" \
+        && timeout 60 $PY -c "import torch; torch.ones(1, device='cuda').sum().item()" 2>>"$LOG"; then
+        say "CUDA MPS on"
+    else
+        say "CUDA MPS not available: fewer parallel jobs"
+        echo quit | nvidia-cuda-mps-control 2>/dev/null
+        jobs2=3 jobs3=2 jobs4=1
+    fi
+    if [ "$DATASET" = movielens ]; then
+        DATA_ARGS="dataset=movielens dataset.raw_dir=$RAW_DIR"
+        say "building the MovieLens cache"
+        $PY -m benchmark.data stats movielens --raw-dir "$RAW_DIR" > "$RUNS_DIR/movielens_stats.json" 2>>"$LOG"
+    else
+        DATA_ARGS="dataset=$DATASET"
+    fi
+    for spec in "table2 $jobs2" "table3 $jobs3" "table4 $jobs4"; do
+        set -- $spec
+        say "sweep $1 ($2 parallel jobs, seeds $SEEDS)"
+        setsid $PY -m benchmark experiment=$1 $DATA_ARGS "seed=$SEEDS" \
+            hydra/launcher=local_parallel hydra.launcher.n_jobs=$2 tracking.uri="sqlite:///$RUNS_DIR/$1.db" \
+            $TABLE_ARGS > "$OUT_DIR/sweep_$1.log" 2>&1 &
+        sweep_pids+=($!)
+    done
+fi
+
+if has tests; then
+    say "CUDA tests"
+    timeout $(( $(left) > 150 ? 150 : $(left) - 30 )) $PY -m pytest -q -p no:cacheprovider -m "slow or not slow" \
+        tests/test_cuda_graph.py > "$OUT_DIR/cuda_tests.log" 2>&1
+    say "CUDA tests exit $?: $(tail -1 "$OUT_DIR/cuda_tests.log")"
+fi
+
+any_alive() { for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }
+if [ ${#sweep_pids[@]} -gt 0 ]; then
+    while [ "$(left)" -gt 25 ] && any_alive "${sweep_pids[@]}"; do sleep 5; done
+    for pid in "${sweep_pids[@]}"; do kill -TERM -- -"$pid" 2>/dev/null; done  # running jobs end as KILLED
+    sleep 8
+    for pid in "${sweep_pids[@]}"; do kill -KILL -- -"$pid" 2>/dev/null; done
+    say "sweeps ended; finished runs per store:"
+    for t in table2 table3 table4; do
+        $PY - "$RUNS_DIR/$t.db" <<'EOF' 2>&1 | tee -a "$LOG"
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+print(sys.argv[1], dict(con.execute("select status, count(*) from runs group by status").fetchall()))
+EOF
+    done
+    echo quit | nvidia-cuda-mps-control 2>/dev/null
+    cp -r multirun "$RUNS_DIR/hydra-multirun" 2>>"$LOG"
+    tar czf "$OUT_DIR/runs.tar.gz" -C / "${RUNS_DIR#/}" 2>>"$LOG"
+fi
+say "done"

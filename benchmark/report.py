@@ -149,6 +149,20 @@ def read_mlflow(uri: str) -> RunData:
                    _normalise_gim(gim_frame), f"MLflow store {uri}")
 
 
+def merge(parts: list[RunData]) -> RunData:
+    """Several sources read as one (e.g. the CPU store beside the stores of a GPU session). A run id present in
+    two sources is an error: the same run copied twice would count twice in a table."""
+    if len(parts) == 1:
+        return parts[0]
+    runs = pd.concat([p.runs for p in parts], ignore_index=True)
+    twice = runs["run_id"][runs["run_id"].duplicated()]
+    if len(twice):
+        raise ValueError(f"run {twice.iloc[0]} is in more than one of the stores given; give each store once")
+    return RunData(_normalise_runs(runs), pd.concat([p.history for p in parts], ignore_index=True),
+                   pd.concat([p.gim for p in parts], ignore_index=True),
+                   " + ".join(p.source for p in parts))
+
+
 def read_export(folder: Path) -> RunData:
     """The frames `write_export` wrote, with the same types as `read_mlflow` gives."""
     paths = {name: Path(folder) / file for name, file in EXPORT_FILES.items()}
@@ -733,8 +747,9 @@ def write_figures(table: str, records: pd.DataFrame, data: RunData, prov: Proven
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m benchmark.report", description=__doc__.split("\n")[0])
-    parser.add_argument("--tracking-uri", help="MLflow store to read (default: $MLFLOW_TRACKING_URI, else "
-                        "sqlite:///<project>/mlflow.db)")
+    parser.add_argument("--tracking-uri", action="append", metavar="URI",
+                        help="MLflow store to read (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db);"
+                        " give it more than once to read several stores as one")
     parser.add_argument("--from-export", type=Path, metavar="DIR",
                         help="read the runs from an export folder (runs.csv, history.csv, gim_weights.csv) instead")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results", help="output folder (default results/)")
@@ -752,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from benchmark.tracking import resolve_tracking_uri
 
-            data = read_mlflow(resolve_tracking_uri(args.tracking_uri))
+            data = merge([read_mlflow(resolve_tracking_uri(uri)) for uri in (args.tracking_uri or [None])])
         written = build_report(data, args.out, args.paper_dir, args.table3_baseline, report_command)
         if args.from_export is None:
             written += write_export(data, args.export or args.out / "export")
