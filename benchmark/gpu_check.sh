@@ -16,8 +16,8 @@
 #   printf '/.whl/\n/.mldata/\n' >> .git/info/exclude
 # then on the GPU machine, from the checkout (carrying .whl and .mldata):
 #   BENCH_GIT_COMMIT=<git rev-parse HEAD> BUDGET_S=520 bash benchmark/gpu_check.sh
-# Environment knobs: BUDGET_S (whole script), STAGES ("bench tables tests"), SEEDS (0,1,2), BENCH_ARGS,
-# JOBS (parallel jobs of table2, table3, table4 with MPS: "8 5 3"), TABLE_ARGS (extra overrides for every table job), DATASET (movielens), RAW_DIR (.mldata), RUNS_DIR (/work/gpu-runs).
+# Environment knobs: BUDGET_S (whole script), STAGES ("bench tables tests"), SEEDS (0,1,2), BENCH_ARGS, BENCH_S,
+# SWEEPS (below), TESTS, TABLE_ARGS (extra overrides for every table job), DATASET (movielens), RAW_DIR (.mldata), RUNS_DIR (/work/gpu-runs).
 set -uo pipefail
 T0=$(date +%s)
 BUDGET_S=${BUDGET_S:-520}
@@ -30,6 +30,11 @@ OUT_DIR=${OUT:-results/efficiency}
 PY=${PYTHON:-python3}
 BENCH_ARGS=${BENCH_ARGS:---models mian,din,dien,dcn,lr,wide_deep,deepfm,xdeepfm --batch-sizes 128,2048 --steps 40 --repeats 3 --compile-models mian}
 TABLE_ARGS=${TABLE_ARGS:-}
+# One sweep per line: <experiment> <parallel jobs with MPS> [overrides]; each into its own store.
+SWEEPS=${SWEEPS:-"table2 8 seed=$SEEDS
+table3 5 seed=$SEEDS
+table4 3 seed=$SEEDS"}
+TESTS=${TESTS:-}  # a pytest -k expression: only those CUDA tests
 mkdir -p "$OUT_DIR" "$RUNS_DIR"
 LOG="$OUT_DIR/gpu_check.log"
 left() { echo $(( BUDGET_S - ($(date +%s) - T0) )); }
@@ -45,21 +50,22 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"; } 2>&1 | tee -a "$LOG"
 
 if has bench; then
-    say "bench (at most $(( $(left) - 300 ))s)"
-    timeout $(( $(left) - 300 )) $PY -m benchmark.bench $BENCH_ARGS --out "$OUT_DIR" 2>&1 | tee -a "$LOG"
+    BENCH_S=${BENCH_S:-$(( $(left) - 300 ))}
+    say "bench (at most ${BENCH_S}s)"
+    timeout "$BENCH_S" $PY -m benchmark.bench $BENCH_ARGS --out "$OUT_DIR" 2>&1 | tee -a "$LOG"
 fi
 
 sweep_pids=()
 if has tables; then
     # MPS lets the kernels of several processes run at once; without it the jobs take turns on the GPU.
-    read -r jobs2 jobs3 jobs4 <<< "${JOBS:-8 5 3}"
+    divide=1
     if command -v nvidia-cuda-mps-control >/dev/null && nvidia-cuda-mps-control -d 2>>"$LOG" \
         && timeout 60 $PY -c "import torch; torch.ones(1, device='cuda').sum().item()" 2>>"$LOG"; then
         say "CUDA MPS on"
     else
-        say "CUDA MPS not available: fewer parallel jobs"
+        say "CUDA MPS not available: a third of the parallel jobs"
         echo quit | nvidia-cuda-mps-control 2>/dev/null
-        jobs2=3 jobs3=2 jobs4=1
+        divide=3
     fi
     if [ "$DATASET" = movielens ]; then
         DATA_ARGS="dataset=movielens dataset.raw_dir=$RAW_DIR"
@@ -68,20 +74,22 @@ if has tables; then
     else
         DATA_ARGS="dataset=$DATASET"
     fi
-    for spec in "table2 $jobs2" "table3 $jobs3" "table4 $jobs4"; do
-        set -- $spec
-        say "sweep $1 ($2 parallel jobs, seeds $SEEDS)"
-        setsid $PY -m benchmark experiment=$1 $DATA_ARGS "seed=$SEEDS" \
-            hydra/launcher=local_parallel hydra.launcher.n_jobs=$2 tracking.uri="sqlite:///$RUNS_DIR/$1.db" \
-            $TABLE_ARGS > "$OUT_DIR/sweep_$1.log" 2>&1 &
+    k=0
+    while read -r experiment n_jobs overrides; do
+        [ -n "$experiment" ] || continue
+        k=$((k + 1)); n_jobs=$(( n_jobs / divide > 0 ? n_jobs / divide : 1 ))
+        say "sweep $k: $experiment, $n_jobs parallel jobs, $overrides"
+        setsid $PY -m benchmark experiment=$experiment $DATA_ARGS $overrides hydra/launcher=local_parallel \
+            hydra.launcher.n_jobs=$n_jobs tracking.uri="sqlite:///$RUNS_DIR/$experiment-$k.db" \
+            $TABLE_ARGS > "$OUT_DIR/sweep_${k}_$experiment.log" 2>&1 &
         sweep_pids+=($!)
-    done
+    done <<< "$SWEEPS"
 fi
 
 if has tests; then
     say "CUDA tests"
     timeout $(( $(left) > 150 ? 150 : $(left) - 30 )) $PY -m pytest -q -p no:cacheprovider -m "slow or not slow" \
-        tests/test_cuda_graph.py > "$OUT_DIR/cuda_tests.log" 2>&1
+        ${TESTS:+-k "$TESTS"} tests/test_cuda_graph.py > "$OUT_DIR/cuda_tests.log" 2>&1
     say "CUDA tests exit $?: $(tail -1 "$OUT_DIR/cuda_tests.log")"
 fi
 
@@ -92,8 +100,8 @@ if [ ${#sweep_pids[@]} -gt 0 ]; then
     sleep 8
     for pid in "${sweep_pids[@]}"; do kill -KILL -- -"$pid" 2>/dev/null; done
     say "sweeps ended; finished runs per store:"
-    for t in table2 table3 table4; do
-        $PY - "$RUNS_DIR/$t.db" <<'EOF' 2>&1 | tee -a "$LOG"
+    for db in "$RUNS_DIR"/*.db; do
+        $PY - "$db" <<'EOF' 2>&1 | tee -a "$LOG"
 import sqlite3, sys
 con = sqlite3.connect(sys.argv[1])
 print(sys.argv[1], dict(con.execute("select status, count(*) from runs group by status").fetchall()))

@@ -68,6 +68,25 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def reset_cuda_rng_after_failed_capture(device: torch.device, seed: int) -> None:
+    """A capture that fails part-way leaves the device's default CUDA generator in capture mode, and every later
+    random op of the process (dropout, even `nn.init` of the next model) then fails with "Offset increment
+    outside graph capture". Give the generator a fresh state, seeded from `seed`, so the process goes on eager;
+    if that is impossible, stop with a message that says how to avoid the capture."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    generator = torch.cuda.default_generators[index]
+    try:
+        fresh = torch.Generator(device=device)
+        fresh.manual_seed(seed)
+        generator.graphsafe_set_state(fresh.graphsafe_get_state())
+        torch.rand(1, device=device)  # the generator works again, or this raises
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"the CUDA-graph capture failed and left the CUDA random generator unusable ({error}); "
+            "rerun this job with trainer.cuda_graph=false"
+        ) from error
+
+
 def to_device(split: dict[str, np.ndarray], device: torch.device) -> dict[str, Tensor]:
     return {k: torch.as_tensor(v, device=device) for k, v in split.items()}
 
@@ -271,6 +290,7 @@ class Trainer:
                 self._step(self._static_index)
         except RuntimeError as error:
             torch.cuda.set_stream(caller)  # a failed capture leaves torch.cuda.graph's stream current
+            reset_cuda_rng_after_failed_capture(self.device, self.seed * 1_000_003 + self.steps_run)
             self.optimizer.zero_grad(set_to_none=True)
             self._use_graph = False
             self.step_mode = self.step_mode.replace("cuda_graph", "eager")

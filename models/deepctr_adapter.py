@@ -375,8 +375,14 @@ class DeepCTRModel(nn.Module):
         return self.net(self.to_input(batch)).squeeze(-1)
 
     def extra_loss(self) -> Tensor | None:
-        """DIEN's auxiliary loss (times alpha) from the last training forward; None for the other models."""
-        return getattr(self.net, "last_aux_loss", None)
+        """DIEN's auxiliary loss (times alpha) from the last training forward, handed over once: the model keeps
+        no reference to it, since a kept loss keeps its autograd graph alive, and the gradient-accumulation nodes
+        of that graph, tied to the stream they ran on, make the next CUDA-graph capture fail. None for the other
+        models."""
+        loss = getattr(self.net, "last_aux_loss", None)
+        if loss is not None:
+            self.net.last_aux_loss = None
+        return loss
 
 
 # ---- construction ---------------------------------------------------------------------------------------------

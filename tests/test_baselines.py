@@ -193,9 +193,11 @@ def test_shared_tables_between_candidate_history_and_negatives() -> None:
 def test_dien_all_empty_histories() -> None:
     model = build_deepctr_model(model_cfg("dien"), SCHEMA, seed=0, device=CPU).train()
     batch = make_batch(empty="all")
-    loss = total_loss(model, batch)
+    logits = model(batch)
+    aux = model.extra_loss()
+    assert aux is not None and float(aux.detach()) == 0.0
+    loss = F.binary_cross_entropy_with_logits(logits, batch["label"]) + aux
     assert torch.isfinite(loss)
-    assert float(model.extra_loss().detach()) == 0.0
     loss.backward()
     model.eval()
     with torch.no_grad():
@@ -210,6 +212,8 @@ def test_dien_auxiliary_loss_matches_library_and_scales_with_alpha() -> None:
     model(batch)
     ours = model.extra_loss()
     assert ours is not None and ours.requires_grad
+    # Handed over once: a loss kept on the model would keep its autograd graph alive into the next step.
+    assert model.extra_loss() is None and model.net.last_aux_loss is None
     reference = build_library_net(cfg, SCHEMA)
     reference.load_state_dict(model.net.state_dict())
     reference.train()

@@ -166,6 +166,27 @@ def test_an_uncapturable_model_falls_back_to_eager_with_a_reason(compose_cfg, ca
     assert math.isfinite(trainer.train_epoch(1, progress=False))
 
 
+class _FailsUnderCapture(_Logistic):
+    """Passes the host-sync probe (run outside capture) but breaks the capture itself, as a model may that
+    synchronises in a way the sync debug mode does not see."""
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        if torch.cuda.is_current_stream_capturing():
+            torch.cuda.synchronize()  # illegal while capturing: the capture fails
+        return nn.functional.dropout(super().forward(batch), 0.2, self.training)
+
+
+@cuda
+def test_a_failed_capture_falls_back_to_eager_and_random_ops_still_work(compose_cfg, capsys) -> None:
+    trainer = _trainer(compose_cfg, torch.device("cuda"), "trainer.cuda_graph=true", model=_FailsUnderCapture())
+    assert math.isfinite(trainer.train_epoch(1, progress=False))  # dropout draws from the generator
+    assert trainer.step_mode == "eager" and "capture failed" in trainer.graph_reason
+    assert "runs eager" in capsys.readouterr().err
+    # The next job in the same process (a sweep worker) builds and trains a model that draws random numbers.
+    again = _trainer(compose_cfg, torch.device("cuda"), "trainer.cuda_graph=true", "model=dien")
+    assert math.isfinite(again.train_epoch(1, progress=False)) and again.step_mode == "cuda_graph"
+
+
 @cuda
 def test_cuda_graph_false_given_as_a_yaml_bool_turns_the_graph_off(compose_cfg) -> None:
     trainer = _trainer(compose_cfg, torch.device("cuda"), "trainer.cuda_graph=false")
