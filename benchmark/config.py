@@ -326,6 +326,9 @@ def _check_across_keys(cfg: DictConfig) -> None:
                               f"dataset.num_categories={d.num_categories}")
         if d.unrelated_fraction + d.related_fraction > 1:
             raise ConfigError("dataset.unrelated_fraction + dataset.related_fraction is invalid: must be <= 1")
+    if d.loader != "synthetic" and "effects" in d:
+        raise ConfigError(f"dataset.effects (the effects= option) applies to dataset=synthetic only, not "
+                          f"dataset={d.name}: drop the effects override")
     m = cfg.model
     if m.name == "xdeepfm" and m.cin_split_half and any(size % 2 for size in m.cin_layer_size[:-1]):
         raise ConfigError(f"model.cin_layer_size={list(m.cin_layer_size)} is invalid: with "

@@ -42,7 +42,7 @@ PAPER_DIR = Path(__file__).resolve().parent / "paper_results"
 # - `history`: every per-epoch metric of those runs: `run_id`, `key`, `step`, `value`;
 # - `gim`: the GIM weights MIAN runs logged (gim_weights.csv), long form: `run_id`, `example`, `test_index`,
 #   `label`, `prob`, `position`, `name`, `weight`.
-EXPERIMENTS = ("table2", "table3", "table4", "efficiency")
+EXPERIMENTS = ("table2", "table3", "table4", "efficiency", "effects")
 EPOCH_METRICS = ("train_loss", "val_auc", "val_logloss", "val_gauc", "epoch_time_s")
 EXPORT_FILES = {"runs": "runs.csv", "history": "history.csv", "gim": "gim_weights.csv"}
 HISTORY_COLUMNS = ["run_id", "key", "step", "value"]
@@ -215,9 +215,14 @@ AMAZON = ("electronics", "books")
 TITLES = {"table2": "Table 2: all models, test AUC / Logloss / gAUC",
           "table3": "Table 3: MIAN ablations, test AUC / Logloss / gAUC",
           "table4": "Table 4: MIAN's behaviour encoder, test AUC / Logloss / gAUC",
-          "efficiency": "Efficiency (Section 4.5): training seconds per epoch"}
+          "efficiency": "Efficiency (Section 4.5): training seconds per epoch",
+          "effects": "Does each MIAN module model the effect it is meant to? (synthetic, one planted effect at a time)"}
 METRICS = (("test_auc", "AUC", "max"), ("test_logloss", "Logloss", "min"), ("test_gauc", "gAUC", "max"))
 INTERACTIONS = ("R_ibim", "R_iuim", "R_icim")
+EFFECTS = ("sequence", "user", "context")
+# The ablation that removes the module meant to model each planted effect (MIAN Section 3.2).
+EFFECT_MODULE = {"sequence": "no_ibim", "user": "no_iuim", "context": "no_icim"}
+EFFECT_VARIANTS = ("full", "no_ibim", "no_iuim", "no_icim")
 
 
 def _col(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -247,7 +252,7 @@ def machine_description(row: pd.Series) -> str:
     return f"{device} (host CPU: {cpu})" if cpu else device
 
 
-CELL_KEY = ["table", "dataset", "model", "variant", "encoder", "seed"]
+CELL_KEY = ["table", "dataset", "model", "variant", "encoder", "effect", "seed"]
 
 
 def job_records(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -266,11 +271,20 @@ def job_records(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         "data": [data_description(row) for _, row in jobs.iterrows()],
         "machine": [machine_description(row) for _, row in jobs.iterrows()],
     })
+    records["effect"] = [planted_effect(row) if table == "effects" else ""
+                         for table, (_, row) in zip(records["table"], jobs.iterrows())]
+    records["oracle_auc"] = pd.to_numeric(_col(jobs, "params.data.oracle_test_auc"), errors="coerce")
     for name in ("test_auc", "test_logloss", "test_gauc", "epoch_time_mean_s", "first_epoch_time_s", "best_epoch"):
         records[name] = jobs[f"metrics.{name}"] if f"metrics.{name}" in jobs.columns else np.nan
     latest = records.sort_values(["start_time", "run_id"], kind="stable").drop_duplicates(CELL_KEY, keep="last")
     older = records[~records["run_id"].isin(latest["run_id"])]
     return records[records["run_id"].isin(latest["run_id"])].reset_index(drop=True), older.reset_index(drop=True)
+
+
+def planted_effect(row: pd.Series) -> str:
+    """Which synthetic effects a run's data had (conf/effects/): 'user', 'sequence+context', ... or 'none'."""
+    strengths = {e: pd.to_numeric(row.get(f"params.dataset.effects.{e}", ""), errors="coerce") for e in EFFECTS}
+    return "+".join(e for e, v in strengths.items() if v == v and v != 0) or "none"
 
 
 def read_paper(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -564,6 +578,56 @@ def provenance(records: pd.DataFrame, runs: pd.DataFrame, source: str, report_co
                       join(records["git_commit"]), commands, report)
 
 
+# ---------------------------------------------------------------------------------------------- the effects
+def effects_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (planted effect, variant) of the `effects` experiment: test AUC over seeds, the data's oracle
+    AUC, and the change against the full MIAN on the same data with Welch's test."""
+    runs = records[records["table"] == "effects"]
+    rows = []
+    present = lambda values, canonical: [v for v in ordered(list(values), canonical) if v in set(values)]  # noqa: E731
+    for effect in present(runs["effect"], EFFECTS):
+        mine = runs[runs["effect"] == effect]
+        full = mine[mine["variant"] == "full"]["test_auc"]
+        for variant in present(mine["variant"], EFFECT_VARIANTS):
+            auc = mine[mine["variant"] == variant]["test_auc"]
+            mean, std, n = mean_std(auc)
+            t, p = welch(auc, full) if variant != "full" else (math.nan, math.nan)
+            rows.append({"effect": effect, "variant": variant, "removes_its_module": EFFECT_MODULE.get(effect) == variant,
+                         "runs": n, "auc_mean": mean, "auc_std": std,
+                         "logloss_mean": mean_std(mine[mine["variant"] == variant]["test_logloss"])[0],
+                         "oracle_auc": mean_std(mine["oracle_auc"])[0],
+                         "diff_vs_full": mean - mean_std(full)[0] if variant != "full" else math.nan, "t": t, "p": p})
+    return pd.DataFrame(rows, columns=["effect", "variant", "removes_its_module", "runs", "auc_mean", "auc_std",
+                                       "logloss_mean", "oracle_auc", "diff_vs_full", "t", "p"])
+
+
+def effects_markdown(frame: pd.DataFrame, data: str) -> str:
+    command = "python -m benchmark experiment=effects hydra/launcher=local_parallel"
+    body = []
+    for effect in dict.fromkeys(frame["effect"]):
+        mine = frame[frame["effect"] == effect].set_index("variant")
+        cells = [effect, fmt(float(mine["oracle_auc"].iloc[0]), math.nan).replace(" ± n/a", "")]
+        for variant in EFFECT_VARIANTS:
+            if variant not in mine.index:
+                cells.append("not run")
+                continue
+            r = mine.loc[variant]
+            text = f"{fmt(r['auc_mean'], r['auc_std'])} ({int(r['runs'])})"
+            if variant != "full":
+                text += f"; {r['diff_vs_full']:+.4f}, p {fmt_p(r['p'])}"
+            cells.append(f"**{text}**" if r["removes_its_module"] else text)
+        body.append(cells)
+    header = ["planted effect", "oracle AUC"] + [ABLATION_LABELS[v] for v in EFFECT_VARIANTS]
+    return "\n".join([
+        "## Synthetic data with one planted effect at a time", "",
+        f"Data: {data}.", f"Command: `{command}`.", "",
+        md_table(header, body), "",
+        "Cells: test AUC mean ± std over seeds (runs); for an ablation, its change against the full MIAN on the same "
+        "data and Welch's two-sided p. **Bold**: the ablation that removes the module meant to model the planted "
+        "effect (IBIM for the behaviour sequence, IUIM for user fields x item, ICIM for context x item); if MIAN's "
+        "modules do what the paper says, the bold cell is the one that loses AUC and the others stay level.", ""])
+
+
 # ------------------------------------------------------------------------------------------- the efficiency
 def efficiency_frame(records: pd.DataFrame, paper_eff: pd.DataFrame, dataset: str, command: str) -> pd.DataFrame:
     runs = records[(records["table"] == "efficiency") & (records["dataset"] == dataset)]
@@ -695,6 +759,14 @@ def build_report(data: RunData, out: Path, paper_dir: Path, baseline: str, repor
     prov = provenance(used, data.runs, data.source, report_command, int((older["table"] == "efficiency").sum()))
     write("efficiency.md", f"# {TITLES['efficiency']}\n\n{prov.markdown()}\n" + "\n".join(texts))
     write("efficiency.csv", _csv(pd.concat(frames, ignore_index=True), prov.csv_comment()))
+
+    used = records[records["table"] == "effects"]
+    if len(used):
+        frame = effects_frame(records)
+        prov = provenance(used, data.runs, data.source, report_command, int((older["table"] == "effects").sum()))
+        write("effects.md", f"# {TITLES['effects']}\n\n{prov.markdown()}\n"
+              + effects_markdown(frame, " ; ".join(sorted(set(used["data"])))))
+        write("effects.csv", _csv(frame, prov.csv_comment()))
 
     prov = provenance(records, data.runs, data.source, report_command, len(older))
     tests = pd.DataFrame(all_tests, columns=["table", "dataset", "metric", "a", "b", "n_a", "n_b", "mean_a",

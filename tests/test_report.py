@@ -228,3 +228,46 @@ def test_paper_numbers_are_the_shared_copy_with_their_source() -> None:
             assert shared.read_bytes() == (PAPER_DIR / name).read_bytes()
     results = pd.read_csv(io.StringIO((PAPER_DIR / "reported_results.csv").read_text()))
     assert len(results) == 24 + 14 + 3
+
+
+# ------------------------------------------------------------------- the effects experiment, several stores
+@pytest.fixture(scope="module")
+def effects_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
+    """Four real jobs of `experiment=effects` (user effect only; full MIAN and w/o IUIM; seeds 0 and 1)."""
+    root = tmp_path_factory.mktemp("effects")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark", "experiment=effects", "effects=user", "ablation=full,no_iuim",
+         "seed=0,1", *TINY_SYNTHETIC, f"tracking.uri={uri}", f"hydra.sweep.dir={root / 'sweep'}"],
+        cwd=PROJECT_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"root": root, "uri": uri}
+
+
+def test_effects_report_from_two_stores_compares_each_ablation_with_full(effects_sweep, real_sweep) -> None:
+    out = effects_sweep["root"] / "results"
+    assert main(["--tracking-uri", effects_sweep["uri"], "--tracking-uri", real_sweep["uri"], "--out", str(out)]) == 0
+    frame = read_table(out / "effects.csv").set_index("variant")
+    assert list(frame["effect"]) == ["user", "user"] and list(frame.index) == ["full", "no_iuim"]
+    client = MlflowClient(effects_sweep["uri"])
+    experiment = client.get_experiment_by_name("mian-effects")
+    runs = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("model")]
+    assert all(r.data.params["dataset.effects.user"] == "1.0" and r.data.params["dataset.effects.sequence"] == "0.0"
+               for r in runs)
+    auc = {v: np.mean([r.data.metrics["test_auc"] for r in runs if r.data.tags["variant"] == v])
+           for v in ("full", "no_iuim")}
+    assert frame.loc["no_iuim", "auc_mean"] == pytest.approx(auc["no_iuim"], rel=1e-5)
+    assert frame.loc["no_iuim", "diff_vs_full"] == pytest.approx(auc["no_iuim"] - auc["full"], rel=1e-4, abs=1e-6)
+    assert frame.loc["no_iuim", "removes_its_module"] and not frame.loc["full", "removes_its_module"]
+    assert frame.loc["full", "runs"] == 2 and 0.5 < frame.loc["full", "oracle_auc"] < 1.0
+    assert "| user |" in (out / "effects.md").read_text()
+    # The other store's runs are reported beside them, untouched.
+    table2 = read_table(out / "table2.csv").set_index(["dataset", "model"])
+    assert table2.loc[("synthetic", "mian"), "runs"] == 2
+
+
+def test_the_same_store_given_twice_is_refused(real_sweep, tmp_path: Path, capsys) -> None:
+    assert main(["--tracking-uri", real_sweep["uri"], "--tracking-uri", real_sweep["uri"], "--out", str(tmp_path)]) == 2
+    assert "more than one of the stores" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written

@@ -43,6 +43,20 @@ def test_every_experiment_composes(compose_cfg) -> None:
         assert "model" in cfg and "dataset" in cfg
 
 
+@pytest.mark.parametrize("effect", ["sequence", "user", "context"])
+def test_effects_option_keeps_only_one_planted_effect(compose_cfg, effect: str) -> None:
+    cfg = compose_cfg(f"effects={effect}")
+    validate_config(cfg)
+    assert {k: float(v) for k, v in cfg.dataset.effects.items()} == {
+        name: 1.0 if name == effect else 0.0 for name in ("sequence", "user", "context")}
+    assert cfg.dataset.num_users == compose_cfg().dataset.num_users  # the rest of the dataset is untouched
+
+
+def test_effects_option_on_a_real_dataset_is_refused(compose_cfg) -> None:
+    with pytest.raises(ConfigError, match="applies to dataset=synthetic only"):
+        validate_config(compose_cfg("effects=user", "dataset=movielens"))
+
+
 def test_unknown_names_list_what_exists(compose_cfg) -> None:
     with pytest.raises(MissingConfigException, match="mian"):
         compose_cfg("model=nope")
