@@ -244,9 +244,8 @@ def machine(device: torch.device) -> dict[str, str]:
 
 
 def commit_of_checkout() -> str:
-    """git's HEAD; on a machine that got the tree without .git, the BENCH_GIT_COMMIT the caller passed."""
-    commit = git_commit()
-    return os.environ.get("BENCH_GIT_COMMIT", commit) if commit == "unknown" else commit
+    """git's HEAD, or the $BENCHMARK_GIT_COMMIT the caller passed (benchmark.tracking.git_commit)."""
+    return git_commit()
 
 
 def _version(package: str) -> str:

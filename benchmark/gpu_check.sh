@@ -15,7 +15,8 @@
 #   mkdir -p .whl .mldata && cp ../shared/device-wheels/*.whl .whl/ && cp ../shared/data/ml-1m-part/* .mldata/
 #   printf '/.whl/\n/.mldata/\n' >> .git/info/exclude
 # then on the GPU machine, from the checkout (carrying .whl and .mldata):
-#   BENCH_GIT_COMMIT=<git rev-parse HEAD> BUDGET_S=520 bash benchmark/gpu_check.sh
+#   BENCHMARK_GIT_COMMIT=<git rev-parse HEAD> BUDGET_S=520 bash benchmark/gpu_check.sh
+# (the copy of the tree on the GPU machine may carry another commit's .git: every run and table records this one)
 # Environment knobs: BUDGET_S (whole script), STAGES ("bench tables tests"), SEEDS (0,1,2), BENCH_ARGS, BENCH_S,
 # SWEEPS (below), TESTS, TABLE_ARGS (extra overrides for every table job), DATASET (movielens), RAW_DIR (.mldata), RUNS_DIR (/work/gpu-runs).
 set -uo pipefail

@@ -38,9 +38,13 @@ def package_versions() -> str:
     """'torch==2.13.0 deepctr-torch==0.3.0 ...' for the packages that decide the numbers."""
     parts = []
     for name in PACKAGES:
-        try:
-            parts.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
+        for distribution in (name, f"{name}-skinny"):  # mlflow-skinny: the logging client without the UI server
+            try:
+                parts.append(f"{distribution}=={metadata.version(distribution)}")
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        else:
             parts.append(f"{name}==absent")
     return " ".join(parts)
 

@@ -157,7 +157,14 @@ def prepare_experiment(uri: str, name: str) -> str:
         ) from error
 
 
+COMMIT_ENV = "BENCHMARK_GIT_COMMIT"
+
+
 def git_commit() -> str:
+    """git's HEAD (with "-dirty" when tracked files differ), or $BENCHMARK_GIT_COMMIT when set: a machine that
+    received the working tree without its matching .git (a copy made for a GPU machine) must be told the commit."""
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                              timeout=5)

@@ -116,3 +116,13 @@ def test_cli_rejects_a_bad_value_before_training(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "trainer.batch_size=0 is invalid" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_git_commit_is_taken_from_the_environment_when_given(monkeypatch) -> None:
+    from benchmark.tracking import COMMIT_ENV, git_commit
+
+    monkeypatch.delenv(COMMIT_ENV, raising=False)
+    from_git = git_commit()
+    assert from_git != "" and from_git != "0123abc"
+    monkeypatch.setenv(COMMIT_ENV, "0123abc")
+    assert git_commit() == "0123abc"
