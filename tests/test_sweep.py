@@ -41,12 +41,12 @@ def split(values: str) -> list[str]:
 
 
 def test_experiment_configs_sweep_what_their_table_needs() -> None:
-    assert options("experiment") == ["efficiency", "table2", "table3", "table4"]
+    assert options("experiment") == ["effects", "efficiency", "table2", "table3", "table4"]
     for name in options("experiment"):
         cfg = compose_hydra(f"experiment={name}")
         assert cfg.experiment_name == name
         assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
-        assert cfg.hydra.sweeper.params.seed == "range(5)"
+        assert cfg.hydra.sweeper.params.seed == ("range(3)" if name == "effects" else "range(5)")
         assert "sweep" in cfg.hydra.callbacks
     params = lambda name: compose_hydra(f"experiment={name}").hydra.sweeper.params  # noqa: E731
     assert sorted(split(params("table2").model)) == options("model")
@@ -54,6 +54,8 @@ def test_experiment_configs_sweep_what_their_table_needs() -> None:
     assert sorted(split(params("table3").ablation)) == options("ablation")
     assert split(params("table4")["model.encoder"]) == ["pre_ln", "post_ln", "none"]
     assert compose_hydra("experiment=efficiency").trainer.max_epochs == 3
+    assert sorted(split(params("effects").effects)) == options("effects") == ["context", "sequence", "user"]
+    assert split(params("effects").ablation) == ["full", "no_ibim", "no_iuim", "no_icim"]
 
 
 def test_launcher_configs_extend_the_plugins() -> None:
