@@ -787,13 +787,19 @@ def write_figures(table: str, records: pd.DataFrame, data: RunData, prov: Proven
             continue
         label = DATASET_LABELS.get(dataset, dataset)
         lines = prov.short()
-        if table == "table2":
-            groups = {MODEL_LABELS.get(m, m): list(mine[mine["model"] == m]["run_id"])
-                      for m in ordered(list(mine["model"]), MODELS) if (mine["model"] == m).any()}
-            path = out / "figures" / f"table2_curves_{dataset}.png"
-            write_atomic(path, figures.training_curves(data.history, groups, f"All models on {label}: "
-                                                       "mean over seeds per epoch", lines))
+
+        def write_curves(name: str, column: str, canonical: tuple[str, ...], labels: dict[str, str],
+                         title: str) -> None:
+            """Validation curves, one line per value of `column` (mean over its runs)."""
+            groups = {labels.get(v, v): list(mine[mine[column] == v]["run_id"])
+                      for v in ordered(list(mine[column]), canonical) if (mine[column] == v).any()}
+            path = out / "figures" / f"{name}_{dataset}.png"
+            write_atomic(path, figures.training_curves(data.history, groups, f"{title} on {label}: mean over seeds "
+                                                       "per epoch", lines))
             written.append(path)
+
+        if table == "table2":
+            write_curves("table2_curves", "model", MODELS, MODEL_LABELS, "All models")
             mian = mine[(mine["model"] == "mian")]
             with_gim = [r for r in mian["run_id"] if (data.gim["run_id"] == r).any()]
             if with_gim:
@@ -806,12 +812,7 @@ def write_figures(table: str, records: pd.DataFrame, data: RunData, prov: Proven
                 write_atomic(path, figures.gim_heatmap(data.gim[data.gim["run_id"] == first], title, lines))
                 written.append(path)
         elif table == "table4":
-            groups = {ENCODER_LABELS.get(e, e): list(mine[mine["encoder"] == e]["run_id"])
-                      for e in ordered(list(mine["encoder"]), ENCODERS) if (mine["encoder"] == e).any()}
-            path = out / "figures" / f"figure5_encoders_{dataset}.png"
-            write_atomic(path, figures.training_curves(data.history, groups, f"MIAN's behaviour encoder on {label}:"
-                                                       " mean over seeds per epoch", lines))
-            written.append(path)
+            write_curves("figure5_encoders", "encoder", ENCODERS, ENCODER_LABELS, "MIAN's behaviour encoder")
     return written
 
 
