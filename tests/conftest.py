@@ -1,7 +1,15 @@
 """Shared fixtures: a tiny schema and batch, Hydra composition, a temporary MLflow store."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -89,3 +97,49 @@ def make_batch(schema: Schema, batch_size: int = 5, seed: int = 0) -> dict[str, 
 def tiny_batch(tiny_schema: Schema) -> dict[str, torch.Tensor]:
     assert len(tiny_schema.item_fields) == 2
     return make_batch(tiny_schema)
+
+
+# ------------------------------------------------------------------------------------- a local mlflow server
+def free_port() -> int:
+    """A port nothing listens on (bound, read, released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path, timeout_s: float = 300) -> Iterator[str]:
+    """`mlflow server` on 127.0.0.1 and a free port, with its SQLite store and artifacts in `folder`; yields its
+    URL once /health answers, and stops its whole process group (uvicorn and its workers) at the end."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "art")],
+        env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so that the stop below reaches every worker
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=20)
+        log.close()

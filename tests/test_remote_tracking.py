@@ -2,13 +2,9 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,60 +15,17 @@ from mlflow.tracking import MlflowClient
 from benchmark import PROJECT_ROOT
 from benchmark.run import run_job
 from benchmark.tracking import TrackingError
-from conftest import TINY_SYNTHETIC
+from conftest import TINY_SYNTHETIC, free_port, mlflow_server
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 ENV.pop("MLFLOW_TRACKING_URI", None)
 
 
-def free_port() -> int:
-    """A port nothing listens on (bound, read, released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group (uvicorn and its workers), SIGKILL after 20 s."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=20)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow server` on a free 127.0.0.1 port with its own SQLite store and artifact folder; stopped after."""
-    folder = tmp_path_factory.mktemp("server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(folder / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "art")],
-        env={**ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so that stop() reaches every worker
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None, (folder / "server.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            assert time.monotonic() < deadline, "mlflow server not healthy within 240 s"
-            time.sleep(0.5)
+    with mlflow_server(tmp_path_factory.mktemp("server")) as url:
         yield url
-    finally:
-        stop(proc)
-        log.close()
 
 
 def check_runs(server: str, experiment: str, seeds: list[str]) -> None:
