@@ -54,6 +54,7 @@ from benchmark import PROJECT_ROOT
 from benchmark.config import validate_config
 from benchmark.data import load_dataset
 from benchmark.data.schema import Dataset, Schema
+from benchmark.io import atomic_write_text
 from benchmark.tracking import git_commit
 from benchmark.trainer import Trainer, select_device, synchronize
 from models import DEEPCTR_MODELS, build_model
@@ -238,14 +239,9 @@ def machine(device: torch.device) -> dict[str, str]:
     info.update({
         "torch": torch.__version__ + (f", CUDA {torch.version.cuda}" if device.type == "cuda" else ""),
         "deepctr_torch": _version("deepctr-torch"), "python": sys.version.split()[0],
-        "platform": platform.platform(), "git_commit": commit_of_checkout(),
+        "platform": platform.platform(), "git_commit": git_commit(),
     })
     return info
-
-
-def commit_of_checkout() -> str:
-    """git's HEAD, or the $BENCHMARK_GIT_COMMIT the caller passed (benchmark.tracking.git_commit)."""
-    return git_commit()
 
 
 def _version(package: str) -> str:
@@ -302,13 +298,6 @@ def rows_for(model: str, batch_size: int, steps: int, repeats: int, variants: li
             "paper_books_epoch_s": paper.get(model, math.nan),
         })
     return rows
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def target_lines(frame: pd.DataFrame, device: torch.device, checks: dict[str, dict[str, list[float]]]) -> list[str]:
@@ -398,8 +387,8 @@ def write_report(out: Path, variants_by_key: dict[tuple[str, int], list[Variant]
     slug = meta["machine_slug"]
     csv_path, md_path = out / f"{slug}.csv", out / f"{slug}.md"
     comment = "".join(f"# {k}: {v}\n" for k, v in {**info, **meta}.items())
-    write_atomic(csv_path, comment + frame.to_csv(index=False, float_format="%.6g"))
-    write_atomic(md_path, markdown(frame, info, meta, targets, paper_source))
+    atomic_write_text(csv_path, comment + frame.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(md_path, markdown(frame, info, meta, targets, paper_source))
     return csv_path, md_path
 
 

@@ -606,7 +606,8 @@ def effects_markdown(frame: pd.DataFrame, data: str) -> str:
     body = []
     for effect in dict.fromkeys(frame["effect"]):
         mine = frame[frame["effect"] == effect].set_index("variant")
-        cells = [effect, fmt(float(mine["oracle_auc"].iloc[0]), math.nan).replace(" ± n/a", "")]
+        oracle = float(mine["oracle_auc"].iloc[0])
+        cells = [effect, "–" if math.isnan(oracle) else f"{oracle:.4f}"]
         for variant in EFFECT_VARIANTS:
             if variant not in mine.index:
                 cells.append("not run")
