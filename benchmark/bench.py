@@ -8,7 +8,8 @@ For each model and batch size B, on a training split of exactly steps x B rows o
     eager    Trainer.train_epoch, trainer.cuda_graph=false
     graph    Trainer.train_epoch, the whole step captured as one CUDA graph (CUDA only)
     compile  as graph (eager on a CPU) plus trainer.compile=true (only the models in --compile-models)
-    fit      the library's own model class (build_library_net) trained by its own
+    fit      the library's own model class (build_library_net, without the adapter's cheaper equivalents of
+             some library layers: docs/baselines.md) trained by its own
              fit(x, y, batch_size=B, epochs=1, verbose=0, shuffle=True): no metrics, no progress bar, its
              cheapest setting; its epoch includes its per-epoch set-up (concatenating the columns). MIAN has none.
 A timed unit is one epoch (steps steps, each of B rows). Every variant first runs one untimed epoch (warm-up:
@@ -371,7 +372,11 @@ def markdown(frame: pd.DataFrame, info: dict[str, str], meta: dict[str, str], ta
               "Medians over the timed epochs; ms_per_step = epoch time / steps; speedup_vs_fit = fit() ms/step / "
               "this ms/step; electronics/books_epoch_s = ms/step x ceil(paper Table 1 samples / batch) "
               "(Electronics 1,689,188, Books 8,900,038 samples, all splits). paper_books_epoch_s: the paper's "
-              f"Section 4.5, on 4x Tesla K80 ({paper_source}).", "", header + body]
+              f"Section 4.5, on 4x Tesla K80 ({paper_source}). The trainer's variants (eager, graph, compile) "
+              "train this suite's model, fit() the library's own class: the same function and parameters "
+              "(tests/test_baselines.py), but the adapter recomputes some library layers more cheaply "
+              "(docs/baselines.md: DIEN's forward, the pooling, DIN's and DIEN's attention unit and Dice), so a "
+              "speed-up is that of the adapter and the trainer together.", "", header + body]
     return "\n".join(lines)
 
 
