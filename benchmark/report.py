@@ -363,6 +363,11 @@ def ordered(found: list[str], canonical: tuple[str, ...]) -> list[str]:
     return list(canonical) + sorted(set(found) - set(canonical) - {""})
 
 
+def present_in_order(found: list[str], canonical: tuple[str, ...]) -> list[str]:
+    """The values that occur in `found`, in `ordered`'s order (the canonical ones absent from `found` left out)."""
+    return [v for v in ordered(found, canonical) if v in set(found)]
+
+
 def table2_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str) -> Section:
     runs = records[(records["table"] == "table2") & (records["dataset"] == dataset)]
     rows = [Row(m, MODEL_LABELS.get(m, m), runs[runs["model"] == m], paper_numbers(paper, "table2", dataset, m),
@@ -584,19 +589,18 @@ def effects_frame(records: pd.DataFrame) -> pd.DataFrame:
     AUC, and the change against the full MIAN on the same data with Welch's test."""
     runs = records[records["table"] == "effects"]
     rows = []
-    present = lambda values, canonical: [v for v in ordered(list(values), canonical) if v in set(values)]  # noqa: E731
-    for effect in present(runs["effect"], EFFECTS):
+    for effect in present_in_order(list(runs["effect"]), EFFECTS):
         mine = runs[runs["effect"] == effect]
         full = mine[mine["variant"] == "full"]["test_auc"]
-        for variant in present(mine["variant"], EFFECT_VARIANTS):
-            auc = mine[mine["variant"] == variant]["test_auc"]
-            mean, std, n = mean_std(auc)
-            t, p = welch(auc, full) if variant != "full" else (math.nan, math.nan)
+        full_mean, oracle = mean_std(full)[0], mean_std(mine["oracle_auc"])[0]
+        for variant in present_in_order(list(mine["variant"]), EFFECT_VARIANTS):
+            cell = mine[mine["variant"] == variant]
+            mean, std, n = mean_std(cell["test_auc"])
+            t, p = welch(cell["test_auc"], full) if variant != "full" else (math.nan, math.nan)
             rows.append({"effect": effect, "variant": variant, "removes_its_module": EFFECT_MODULE.get(effect) == variant,
-                         "runs": n, "auc_mean": mean, "auc_std": std,
-                         "logloss_mean": mean_std(mine[mine["variant"] == variant]["test_logloss"])[0],
-                         "oracle_auc": mean_std(mine["oracle_auc"])[0],
-                         "diff_vs_full": mean - mean_std(full)[0] if variant != "full" else math.nan, "t": t, "p": p})
+                         "runs": n, "auc_mean": mean, "auc_std": std, "logloss_mean": mean_std(cell["test_logloss"])[0],
+                         "oracle_auc": oracle,
+                         "diff_vs_full": mean - full_mean if variant != "full" else math.nan, "t": t, "p": p})
     return pd.DataFrame(rows, columns=["effect", "variant", "removes_its_module", "runs", "auc_mean", "auc_std",
                                        "logloss_mean", "oracle_auc", "diff_vs_full", "t", "p"])
 
@@ -793,7 +797,7 @@ def write_figures(table: str, records: pd.DataFrame, data: RunData, prov: Proven
                          title: str) -> None:
             """Validation curves, one line per value of `column` (mean over its runs)."""
             groups = {labels.get(v, v): list(mine[mine[column] == v]["run_id"])
-                      for v in ordered(list(mine[column]), canonical) if (mine[column] == v).any()}
+                      for v in present_in_order(list(mine[column]), canonical)}
             path = out / "figures" / f"{name}_{dataset}.png"
             write_atomic(path, figures.training_curves(data.history, groups, f"{title} on {label}: mean over seeds "
                                                        "per epoch", lines))
