@@ -86,7 +86,10 @@ class MultiHeadSelfAttention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """One Transformer block; `pre_ln` normalises before each sub-layer (MIAN), `post_ln` after (Vaswani)."""
+    """One Transformer block; `pre_ln` normalises before each sub-layer (MIAN), `post_ln` after (Vaswani).
+
+    Pre-LN has no LayerNorm after the block: IBIM scores the residual stream itself (the paper's Eq. 3-5 show
+    one LayerNorm, before the attention)."""
 
     def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float, pre_ln: bool) -> None:
         super().__init__()
