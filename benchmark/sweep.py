@@ -111,7 +111,9 @@ class SweepCallback(Callback):
         hydra_cfg = config.hydra
         task = [str(o) for o in hydra_cfg.overrides.task]
         command = launching_command(hydra_cfg)
-        params = OmegaConf.to_container(hydra_cfg.sweeper.get("params") or {}, resolve=False)
+        # `hydra.sweeper.params` is set by the experiment configs and absent (None) in an ad-hoc `-m a=1,2`
+        params_node = hydra_cfg.sweeper.get("params")
+        params = OmegaConf.to_container(params_node, resolve=False) if params_node is not None else {}
         assert isinstance(params, dict)
         axes = sweep_axes({str(k): str(v) for k, v in params.items()}, task)
         self.expected_jobs = math.prod(len(v) for v in axes.values()) if axes is not None else None

@@ -80,26 +80,28 @@ def test_benchmark_command_quotes_for_the_shell() -> None:
     assert command == "python -m benchmark -m model=lr 'tracking.uri=sqlite:////tmp/a b/db'"
 
 
-def _callback_sweep(tracking_uri: str, jobs: list[list[str]], expected_extra: list[str]) -> tuple[MlflowClient, str]:
+def _callback_sweep(tracking_uri: str, jobs: list[list[str]], expected_extra: list[str],
+                    experiment: tuple[str, ...] = ("experiment=table2",)) -> tuple[MlflowClient, str]:
     """Drive the callback in-process as Hydra's basic launcher does: multirun start, each job between
-    on_job_start and on_job_end, multirun end. Returns the client and the parent run id."""
-    base = [*TINY_SYNTHETIC, f"tracking.uri={tracking_uri}", "tracking.experiment=cb"]
+    on_job_start and on_job_end, multirun end. `experiment=()` is an ad-hoc sweep (no hydra.sweeper.params).
+    Returns the client and the parent run id."""
+    base = [*experiment, *TINY_SYNTHETIC, f"tracking.uri={tracking_uri}", "tracking.experiment=cb"]
     callback = SweepCallback()
-    start = compose_hydra("experiment=table2", *base)
+    start = compose_hydra(*base)
     with read_write(start):  # the sweep's own overrides, which compose() does not take
-        start.hydra.overrides.task = ["experiment=table2", *base, *expected_extra]
+        start.hydra.overrides.task = [*base, *expected_extra]
     callback.on_multirun_start(start)
     parent = callback.parent_run_id
     assert parent and os.environ[PARENT_ENV] == parent
     for job in jobs:
-        cfg = compose_hydra("experiment=table2", *base, *job)
+        cfg = compose_hydra(*base, *job)
         callback.on_job_start(cfg)
         try:
-            run_job(compose_task("experiment=table2", *base, *job))
+            run_job(compose_task(*base, *job))
         except ConfigError:
             pass  # a job that fails validation leaves no run, as in a real sweep
         callback.on_job_end(cfg, job_return=None)
-    callback.on_multirun_end(compose_hydra("experiment=table2", *base))
+    callback.on_multirun_end(compose_hydra(*base))
     assert PARENT_ENV not in os.environ
     return MlflowClient(tracking_uri), parent
 
@@ -122,6 +124,17 @@ def test_callback_makes_a_parent_run_with_one_child_per_job(tracking_uri: str) -
         assert f"seed={tags['seed']}" in tags["command"]
         assert tags["cpu_model"] and "torch==" in tags["packages"] and tags["experiment_name"] == "table2"
         assert child.data.params["experiment_name"] == "table2"
+
+
+def test_callback_makes_a_parent_run_for_an_ad_hoc_sweep(tracking_uri: str) -> None:
+    """`-m model=lr,dcn` without an experiment config: no hydra.sweeper.params, the grid is the command line."""
+    client, parent_id = _callback_sweep(tracking_uri, [["model=lr"], ["model=dcn"]], ["model=lr,dcn"],
+                                        experiment=())
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["expected_jobs"] == "2"
+    assert parent.data.tags["experiment_name"] == "adhoc" and parent.data.tags["sweep_params"] == "{}"
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert sorted(c.data.tags["model"] for c in children) == ["dcn", "lr"]
 
 
 def test_callback_marks_the_parent_failed_when_a_job_left_no_finished_run(tracking_uri: str) -> None:
