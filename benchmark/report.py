@@ -112,6 +112,9 @@ def gim_long(run_id: str, text: str) -> pd.DataFrame:
 def read_mlflow(uri: str) -> RunData:
     """Every FINISHED run of an experiment config in the store at `uri`, with its sweep parent."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        # opening it would create an empty store: a mistyped path must not leave a file behind
+        raise ValueError(f"there is no MLflow store at {uri} (no such file): check --tracking-uri")
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     experiments = {e.experiment_id: e.name for e in client.search_experiments()}
@@ -170,9 +173,30 @@ def read_export(folder: Path) -> RunData:
     if missing:
         raise FileNotFoundError(f"export incomplete, missing: {', '.join(missing)}")
     runs = pd.read_csv(paths["runs"], dtype=str, keep_default_na=False)
+    if "params.experiment_name" not in runs or not runs["params.experiment_name"].isin(EXPERIMENTS).any():
+        raise ValueError(f"the export {folder} holds no runs of an experiment config ({', '.join(EXPERIMENTS)})")
     history = pd.read_csv(paths["history"], dtype={"run_id": str, "key": str})
     gim = pd.read_csv(paths["gim"], dtype={"run_id": str, "name": str})
     return RunData(_normalise_runs(runs), _normalise_history(history), _normalise_gim(gim), f"export {folder}")
+
+
+def runs_left_out(previous_export: Path, data: RunData) -> pd.DataFrame:
+    """The runs of the export already in the output (what its tables were built from) that `data` lacks."""
+    path = previous_export / EXPORT_FILES["runs"]
+    if not path.is_file():
+        return pd.DataFrame(columns=["run_id"])
+    previous = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return previous[~previous["run_id"].isin(set(data.runs["run_id"]))]
+
+
+def left_out_message(left_out: pd.DataFrame, out: Path) -> str:
+    keys = left_out.reindex(columns=["params.experiment_name", "tags.experiment_name", "tags.dataset"], fill_value="")
+    tables = keys["params.experiment_name"].where(keys["params.experiment_name"] != "", keys["tags.experiment_name"])
+    pairs = pd.Series(list(zip(tables, keys["tags.dataset"]))).value_counts().sort_index()
+    counts = ", ".join(f"{table or '?'}/{dataset or '?'}: {n}" for (table, dataset), n in pairs.items())
+    return (f"{out} holds results built from {len(left_out)} runs that the sources given do not have ({counts}); "
+            "nothing was written. Give every store they came from (--tracking-uri once per store; "
+            "results/README.md names the committed ones), or pass --force to replace those results.")
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -834,8 +858,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", type=Path, metavar="DIR",
                         help="where to write the export of the runs read (default <out>/export; not with "
                         "--from-export)")
-    parser.add_argument("--table3-baseline", default="dien",
+    parser.add_argument("--table3-baseline", default="dien", choices=[m for m in MODELS if m != "mian"],
                         help="baseline row of Table 3 (default dien, as in the paper)")
+    parser.add_argument("--force", action="store_true",
+                        help="write even when the output's results came from runs the sources given lack")
     parser.add_argument("--paper-dir", type=Path, default=PAPER_DIR, help="folder of the paper's CSVs")
     args = parser.parse_args(argv)
     report_command = shlex.join(["python", "-m", "benchmark.report", *argv])
@@ -846,6 +872,9 @@ def main(argv: list[str] | None = None) -> int:
             from benchmark.tracking import resolve_tracking_uri
 
             data = merge([read_mlflow(resolve_tracking_uri(uri)) for uri in (args.tracking_uri or [None])])
+        left_out = runs_left_out(args.export or args.out / "export", data)
+        if len(left_out) and not args.force:
+            raise ValueError(left_out_message(left_out, args.out))
         written = build_report(data, args.out, args.paper_dir, args.table3_baseline, report_command)
         if args.from_export is None:
             written += write_export(data, args.export or args.out / "export")

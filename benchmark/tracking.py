@@ -4,7 +4,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,9 +43,21 @@ def artifact_location(uri: str) -> str | None:
     return None
 
 
+def mlflow_executable() -> str:
+    """`mlflow` as the user can type it: the one installed beside this Python (e.g. `.venv/bin/mlflow`, which
+    is not on PATH unless the environment is activated), else plain `mlflow`."""
+    beside = Path(sys.executable).parent / "mlflow"
+    on_path = shutil.which("mlflow")
+    if not beside.exists() or (on_path is not None and Path(on_path).absolute() == beside.absolute()):
+        return "mlflow"
+    with contextlib.suppress(ValueError):
+        return str(beside.absolute().relative_to(Path.cwd()))
+    return str(beside)
+
+
 def dashboard_hint(uri: str) -> str:
     if uri.startswith("sqlite:///"):
-        return f"mlflow ui --backend-store-uri {uri}"
+        return f"{mlflow_executable()} ui --backend-store-uri {uri}"
     return f"open {uri}"
 
 

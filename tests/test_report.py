@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -271,3 +272,42 @@ def test_the_same_store_given_twice_is_refused(real_sweep, tmp_path: Path, capsy
     assert main(["--tracking-uri", real_sweep["uri"], "--tracking-uri", real_sweep["uri"], "--out", str(tmp_path)]) == 2
     assert "more than one of the stores" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_report_that_would_drop_runs_refuses_and_keeps_the_results(effects_sweep, real_sweep, tmp_path: Path,
+                                                                     capsys) -> None:
+    """Results built from two stores, then a report from one of them: the other store's cells would become
+    "not run"; without --force nothing is written."""
+    out = tmp_path / "results"
+    assert main(["--tracking-uri", effects_sweep["uri"], "--tracking-uri", real_sweep["uri"], "--out", str(out)]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["--tracking-uri", effects_sweep["uri"], "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "sources given do not have (table2/synthetic: 5)" in error and "--force" in error  # 4 jobs, 1 sweep
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert main(["--tracking-uri", effects_sweep["uri"], "--out", str(out), "--force"]) == 0
+    assert "**Not run here**" in (out / "table2.md").read_text()
+
+
+def test_an_export_without_runs_is_a_clear_error(real_sweep, tmp_path: Path, capsys) -> None:
+    export = tmp_path / "export"
+    shutil.copytree(real_sweep["out"] / "export", export)
+    header = (export / "runs.csv").read_text().splitlines()[0]
+    (export / "runs.csv").write_text(header + "\n")
+    assert main(["--from-export", str(export), "--out", str(tmp_path / "results")]) == 2
+    assert "holds no runs of an experiment config" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_mistyped_store_path_is_an_error_and_creates_nothing(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "typo.db"
+    assert main(["--tracking-uri", f"sqlite:///{missing}", "--out", str(tmp_path / "results")]) == 2
+    assert "no MLflow store" in capsys.readouterr().err
+    assert not missing.exists() and not (tmp_path / "results").exists()
+
+
+def test_an_unknown_table3_baseline_is_refused(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--table3-baseline", "nosuch", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "invalid choice: 'nosuch'" in capsys.readouterr().err

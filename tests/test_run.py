@@ -85,9 +85,13 @@ def test_ablation_on_a_baseline_is_refused(compose_cfg) -> None:
         validate_config(compose_cfg("model=lr", "ablation=no_iuim"))
 
 
-def test_a_job_lands_exactly_one_finished_run_with_all_metrics(compose_cfg, tracking_uri: str) -> None:
-    cfg = compose_cfg(*TINY_SYNTHETIC, f"tracking.uri={tracking_uri}", "tracking.experiment=e2e", "seed=3")
+def test_a_job_lands_exactly_one_finished_run_with_all_metrics(compose_cfg, tracking_uri: str, capsys) -> None:
+    cfg = compose_cfg(*TINY_SYNTHETIC, f"tracking.uri={tracking_uri}", "tracking.experiment=e2e", "seed=3",
+                      "model.encoder=post_ln")
     final = run_job(cfg)
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("mian on synthetic (full, encoder post_ln, seed 3, ")
+    assert f"test AUC {final['test_auc']:.4f}" in summary and f"--backend-store-uri {tracking_uri}" in summary
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("e2e")
     runs = client.search_runs([experiment.experiment_id])
@@ -104,7 +108,7 @@ def test_a_job_lands_exactly_one_finished_run_with_all_metrics(compose_cfg, trac
     assert tags["git_commit"] and tags["device"] and tags["torch_version"]
     assert run.data.params["trainer.batch_size"] == "128"
     config_text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml")
-    assert "encoder: pre_ln" in config_text
+    assert "encoder: post_ln" in config_text and run.info.run_name == "mian-synthetic-full-post_ln-seed3"
 
 
 def test_cli_rejects_a_bad_value_before_training(tmp_path: Path) -> None:
@@ -126,3 +130,20 @@ def test_git_commit_is_taken_from_the_environment_when_given(monkeypatch) -> Non
     assert from_git != "" and from_git != "0123abc"
     monkeypatch.setenv(COMMIT_ENV, "0123abc")
     assert git_commit() == "0123abc"
+
+
+def test_dashboard_hint_names_the_mlflow_beside_this_python(tmp_path: Path, monkeypatch) -> None:
+    """An environment that is not activated has its `mlflow` off PATH: the hint must name the one beside Python."""
+    from benchmark import tracking
+
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "mlflow").touch()
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    hint = tracking.dashboard_hint("sqlite:////data/m.db")
+    assert hint == f"{Path('.venv/bin/mlflow')} ui --backend-store-uri sqlite:////data/m.db"
+    monkeypatch.setenv("PATH", str(bin_dir))  # activated: plain `mlflow` works
+    (bin_dir / "mlflow").chmod(0o755)
+    assert tracking.dashboard_hint("sqlite:////data/m.db").startswith("mlflow ui ")
