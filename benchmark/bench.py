@@ -410,9 +410,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--no-check", action="store_true", help="skip the graphed == eager check (CUDA)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results" / "efficiency")
+    parser.add_argument("--force", action="store_true",
+                        help="replace this machine's files in --out (otherwise an existing file stops the run)")
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
-    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
+    try:
+        args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
+    except ValueError:
+        parser.error(f"--batch-sizes {args.batch_sizes!r}: give comma-separated integers, e.g. 128,2048")
+    if args.threads < 0:
+        parser.error(f"--threads {args.threads}: give a number of threads, or 0 for torch's default")
     args.compile_models = [] if args.compile_models == "none" else args.compile_models.split(",")
     unknown = sorted(set(args.models + args.compile_models) - set(MODELS))
     if unknown:
@@ -426,7 +433,16 @@ def main(argv: list[str] | None = None) -> tuple[Path, Path]:
     args = parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    device = select_device(args.device)
+    try:
+        device = select_device(args.device)
+    except (ValueError, RuntimeError) as error:
+        sys.exit(f"error: --device {args.device!r}: {str(error).replace('trainer.device', '--device')}")
+    paths = (args.out / f"{machine_slug(device)}.csv", args.out / f"{machine_slug(device)}.md")
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not args.force:
+        # an earlier measurement (perhaps a committed one of all models) must not be replaced by accident
+        sys.exit(f"error: {' and '.join(existing)} already exist: pass --force to replace them, or --out another "
+                 "folder")
     info = machine(device)
     meta = {
         "machine_slug": machine_slug(device),
@@ -439,7 +455,6 @@ def main(argv: list[str] | None = None) -> tuple[Path, Path]:
     dataset = synthetic_rows(max(args.batch_sizes) * args.steps)
     checks: dict[str, dict[str, list[float]]] = {}
     results: dict[tuple[str, int], list[Variant]] = {}
-    paths = (args.out / f"{meta['machine_slug']}.csv", args.out / f"{meta['machine_slug']}.md")
     for model in args.models:
         if device.type == "cuda" and not args.no_check:
             checks[model] = graph_equivalence(model, dataset, device)

@@ -145,3 +145,23 @@ def test_cli_download_failure_and_stats(tmp_path: Path, monkeypatch, capsys) -> 
     assert main(["stats", "movielens", "--raw-dir", str(raw), "--cache-dir", str(tmp_path / "c"), "max_len=5"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["ratings"] == 11 and stats["max_len"] == 5
+
+
+def test_cli_stats_refuses_unknown_keys_and_bad_values(tmp_path: Path, capsys) -> None:
+    import sys
+
+    from benchmark.data.__main__ import main
+
+    cache = ["--cache-dir", str(tmp_path / "c")]
+    assert main(["stats", "synthetic", *cache, "num_userz=5"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key(s) num_userz for dataset synthetic" in err and "num_users" in err
+    assert main(["stats", "synthetic", *cache, "num_users=0"]) == 2
+    assert "num_users" in capsys.readouterr().err
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_data_movielens import write_raw
+
+    raw = write_raw(tmp_path / "ml")
+    (tmp_path / "a-file").write_text("")
+    assert main(["stats", "movielens", "--raw-dir", str(raw), "--cache-dir", str(tmp_path / "a-file")]) == 2
+    assert "a-file" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 
 from benchmark import bench
@@ -43,3 +44,25 @@ def test_fit_inputs_feed_every_column_of_the_library_model(compose_cfg) -> None:
 def test_machine_slug_is_a_file_name() -> None:
     slug = bench.machine_slug(torch.device("cpu"))
     assert slug.startswith("cpu-") and slug.replace("-", "").isalnum()
+
+
+def test_bench_keeps_an_earlier_measurement_unless_forced(tmp_path: Path, capsys) -> None:
+    earlier = tmp_path / f"{bench.machine_slug(torch.device('cpu'))}.md"
+    earlier.write_text("an earlier measurement of all eight models\n")
+    args = ["--models", "lr", "--batch-sizes", "8", "--steps", "1", "--repeats", "1", "--device", "cpu",
+            "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(args)
+    assert "already exist: pass --force" in str(exit_info.value.code)
+    assert earlier.read_text() == "an earlier measurement of all eight models\n"
+    _, md_path = bench.main([*args, "--force"])
+    assert md_path == earlier and "--models lr" in earlier.read_text()
+
+
+@pytest.mark.parametrize("bad, message", [(["--batch-sizes", "abc"], "comma-separated integers"),
+                                          (["--threads", "-3"], "--threads -3"),
+                                          (["--models", "nosuch"], "unknown models")])
+def test_bench_rejects_bad_arguments_with_a_message(bad: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench.parse_args(bad)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -53,13 +53,19 @@ def main(argv: list[str] | None = None) -> int:
         conf = PROJECT_ROOT / "conf" / "dataset" / f"{args.name}.yaml"
         if not conf.exists():
             raise DataError(f"no dataset config {conf}")
-        cfg = OmegaConf.merge(OmegaConf.load(conf), OmegaConf.from_dotlist(args.overrides + extra))
+        base = OmegaConf.load(conf)
+        overrides = OmegaConf.from_dotlist(args.overrides + extra)
+        unknown = sorted(set(overrides) - set(base))
+        if unknown:  # a typo would otherwise be ignored silently
+            raise DataError(f"unknown key(s) {', '.join(unknown)} for dataset {args.name}; "
+                            f"{conf.relative_to(PROJECT_ROOT)} has: {', '.join(sorted(map(str, base)))}")
+        cfg = OmegaConf.merge(base, overrides)
         if args.raw_dir is not None:
             cfg.raw_dir = args.raw_dir
         dataset = load_dataset(cfg, args.cache_dir)
         print(json.dumps(dataset.stats, indent=1, sort_keys=True, default=str))
         return 0
-    except DataError as exc:
+    except (DataError, ValueError, OSError) as exc:  # bad values and unusable paths: a message, not a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
