@@ -418,6 +418,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
     except ValueError:
         parser.error(f"--batch-sizes {args.batch_sizes!r}: give comma-separated integers, e.g. 128,2048")
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out} is a file: give a folder")
     if args.threads < 0:
         parser.error(f"--threads {args.threads}: give a number of threads, or 0 for torch's default")
     args.compile_models = [] if args.compile_models == "none" else args.compile_models.split(",")

@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover
 
 FORMAT_VERSION = 1
 CHECKPOINT_FILE = "last.pt"
+REQUIRED_KEYS = ("model", "optimizer", "progress")  # what Trainer.load_state reads
 # Config keys that cannot change a job's result: left out of the job key.
 NON_RESULT_KEYS = ("tracking", "hydra", "experiment_name", "trainer.resume", "trainer.checkpoint_dir",
                    "trainer.progress")
@@ -96,6 +97,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         ) from error
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path} is not a format-{FORMAT_VERSION} checkpoint of this suite")
+    absent = [key for key in REQUIRED_KEYS if key not in state]
+    if absent or not isinstance(state["progress"], dict) or "epoch" not in state["progress"]:
+        raise CheckpointError(f"checkpoint {path} is incomplete (missing {', '.join(absent) or 'progress.epoch'}); "
+                              "delete it or run with trainer.resume=false")
     return state
 
 
@@ -115,7 +120,11 @@ class JobCheckpoint:
 
     def acquire(self) -> bool:
         """Take the folder's lock; False when another live process holds it (the same job is running)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as error:
+            raise CheckpointError(f"trainer.checkpoint_dir: cannot make the folder {self.folder} ({error.strerror}: "
+                                  "a file is in the way); give trainer.checkpoint_dir= a folder") from error
         handle = open(self.folder / ".lock", "a")
         if fcntl is not None:
             try:

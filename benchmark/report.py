@@ -866,6 +866,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report_command = shlex.join(["python", "-m", "benchmark.report", *argv])
     try:
+        for option, folder in (("--out", args.out), ("--export", args.export)):
+            if folder is not None and folder.exists() and not folder.is_dir():
+                raise ValueError(f"{option} {folder} is a file: give a folder")
         if args.from_export is not None:
             data = read_export(args.from_export)
         else:

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from benchmark import PROJECT_ROOT, tracking
-from benchmark.checkpoint import CHECKPOINT_FILE, JobCheckpoint, job_folder, job_key, read_checkpoint
+from benchmark.checkpoint import CHECKPOINT_FILE, FORMAT_VERSION, JobCheckpoint, job_folder, job_key, read_checkpoint
 from benchmark.interrupt import Interrupted, deferred, stop_on_signals
 from benchmark.io import atomic_path, atomic_write_text
 from benchmark.run import run_job
@@ -211,6 +211,16 @@ def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="unreadable.*trainer.resume=false"):
         read_checkpoint(tmp_path)
+    torch.save({"format": FORMAT_VERSION, "model": {}}, tmp_path / CHECKPOINT_FILE)  # readable, but incomplete
+    with pytest.raises(ValueError, match="incomplete \\(missing optimizer, progress\\).*trainer.resume=false"):
+        read_checkpoint(tmp_path)
+
+
+def test_a_checkpoint_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "ckpt").write_text("a file")
+    with pytest.raises(ValueError, match="trainer.checkpoint_dir: cannot make the folder .*give trainer.checkpoint_dir"):
+        JobCheckpoint(tmp_path / "ckpt" / "job", "k").acquire()
+    assert (tmp_path / "ckpt").read_text() == "a file"
 
 
 # ---------------------------------------------------------------------------------------------- faults

@@ -307,6 +307,12 @@ def test_a_mistyped_store_path_is_an_error_and_creates_nothing(tmp_path: Path, c
     assert not missing.exists() and not (tmp_path / "results").exists()
 
 
+def test_an_out_that_is_a_file_is_refused_and_kept(tmp_path: Path, capsys) -> None:
+    (tmp_path / "results").write_text("mine")
+    assert main(["--tracking-uri", "sqlite:////nonexistent/x.db", "--out", str(tmp_path / "results")]) == 2
+    assert "--out" in capsys.readouterr().err and (tmp_path / "results").read_text() == "mine"
+
+
 def test_an_unknown_table3_baseline_is_refused(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--table3-baseline", "nosuch", "--out", str(tmp_path)])
