@@ -165,9 +165,11 @@ def prepare_experiment(uri: str, name: str) -> str:
         reason = f"{type(error).__name__}: {text[:300]}"
         if any(sign in text for sign in ("NewConnectionError", "Connection refused", "timed out", "Max retries")):
             reason = "no answer (connection refused or timed out)"
+        hint = ("is it an MLflow SQLite database, and writable?" if uri.startswith("sqlite:")
+                else "is the server running?")
         raise TrackingError(
             f"cannot use the MLflow tracking store {uri!r}: {reason}\n"
-            "Check tracking.uri / MLFLOW_TRACKING_URI (is the server running?)."
+            f"Check tracking.uri / MLFLOW_TRACKING_URI ({hint})."
         ) from error
 
 
