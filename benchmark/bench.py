@@ -439,7 +439,8 @@ def main(argv: list[str] | None = None) -> tuple[Path, Path]:
         device = select_device(args.device)
     except (ValueError, RuntimeError) as error:
         sys.exit(f"error: --device {args.device!r}: {str(error).replace('trainer.device', '--device')}")
-    paths = (args.out / f"{machine_slug(device)}.csv", args.out / f"{machine_slug(device)}.md")
+    slug = machine_slug(device)
+    paths = (args.out / f"{slug}.csv", args.out / f"{slug}.md")
     existing = [str(p) for p in paths if p.exists()]
     if existing and not args.force:
         # an earlier measurement (perhaps a committed one of all models) must not be replaced by accident
@@ -447,7 +448,7 @@ def main(argv: list[str] | None = None) -> tuple[Path, Path]:
                  "folder")
     info = machine(device)
     meta = {
-        "machine_slug": machine_slug(device),
+        "machine_slug": slug,
         "command": "python -m benchmark.bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "load_average_before": load_average(),

@@ -112,7 +112,10 @@ def gim_long(run_id: str, text: str) -> pd.DataFrame:
 def read_mlflow(uri: str) -> RunData:
     """Every FINISHED run of an experiment config in the store at `uri`, with its sweep parent."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+    from benchmark.tracking import sqlite_path
+
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
         # opening it would create an empty store: a mistyped path must not leave a file behind
         raise ValueError(f"there is no MLflow store at {uri} (no such file): check --tracking-uri")
     mlflow.set_tracking_uri(uri)

@@ -109,9 +109,10 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
         tags["resumed_at_epoch"] = str(resume_state["progress"]["epoch"])
     if checkpoint is not None:
         tags["checkpoint_dir"] = str(checkpoint.folder)
-    other_encoder = tags["encoder"] if tags.get("encoder", "pre_ln") != "pre_ln" else None  # Table 4's variants
-    run_name = (f"{cfg.model.name}-{cfg.dataset.name}-{tags['variant']}"
-                f"{f'-{other_encoder}' if other_encoder else ''}-seed{seed}")
+    other_encoder = tags.get("encoder", "pre_ln") != "pre_ln"  # Table 4's variants: named in the run and summary
+    encoder_suffix = f"-{tags['encoder']}" if other_encoder else ""
+    encoder_note = f", encoder {tags['encoder']}" if other_encoder else ""
+    run_name = f"{cfg.model.name}-{cfg.dataset.name}-{tags['variant']}{encoder_suffix}-seed{seed}"
 
     with tracking.retrying(mlflow.start_run, experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         try:
@@ -171,8 +172,7 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
     if checkpoint is not None:  # the run is FINISHED: its checkpoint is no longer needed
         checkpoint.discard()
     print(
-        f"{tags['model']} on {tags['dataset']} ({tags['variant']}{f', encoder {other_encoder}' if other_encoder else ''}, seed {seed}, "
-        f"{tags['device']}): "
+        f"{tags['model']} on {tags['dataset']} ({tags['variant']}{encoder_note}, seed {seed}, {tags['device']}): "
         f"test AUC {final['test_auc']:.4f}  logloss {final['test_logloss']:.4f}  gAUC {final['test_gauc']:.4f}  "
         f"best epoch {result.best_epoch}, {final['epoch_time_mean_s']:.2f} s/epoch | run {run.info.run_id} | "
         f"dashboard: {tracking.dashboard_hint(uri)}"

@@ -34,13 +34,16 @@ def resolve_tracking_uri(configured: str | None) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_DB}"
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` store, None for any other store."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
 def artifact_location(uri: str) -> str | None:
     """For a SQLite store, artifacts go beside the database file (an absolute path, not the job's cwd);
     a server decides for itself (None)."""
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
-        return (db.parent / "mlartifacts").resolve().as_uri()
-    return None
+    db = sqlite_path(uri)
+    return (db.parent / "mlartifacts").resolve().as_uri() if db is not None else None
 
 
 def mlflow_executable() -> str:
@@ -151,8 +154,8 @@ def prepare_experiment(uri: str, name: str) -> str:
     hour and then loses its results."""
     mlflow.set_tracking_uri(uri)
     try:
-        if uri.startswith("sqlite:///"):
-            db = Path(uri[len("sqlite:///"):])
+        db = sqlite_path(uri)
+        if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
             with file_lock(db.with_name(db.name + ".lock")):
                 return retrying(lambda: _get_or_create_experiment(MlflowClient(uri), uri, name))
