@@ -67,6 +67,7 @@ PAPER_EFFICIENCY = [PROJECT_ROOT / "benchmark" / "paper_results" / "reported_eff
 EQUIVALENCE_STEPS = 8
 EQUIVALENCE_RTOL = 1e-3
 EVAL_ROWS = 1024  # the trainer needs valid/test splits; the benchmark never evaluates
+MIN_TIMED_STEPS = 30  # steps x repeats below which the targets' verdicts carry a caution
 
 
 # ---- data ------------------------------------------------------------------------------------------------------
@@ -389,6 +390,9 @@ def write_report(out: Path, variants_by_key: dict[tuple[str, int], list[Variant]
         rows += rows_for(model, batch, steps, repeats, variants, paper)
     frame = pd.DataFrame(rows)
     targets = target_lines(frame, device, checks) if not frame.empty else []
+    if targets and steps * repeats < MIN_TIMED_STEPS:
+        targets.insert(0, f"- CAUTION: {steps} steps x {repeats} timed epochs per variant is too few timed steps "
+                          f"(< {MIN_TIMED_STEPS}) for these verdicts: an indication only (defaults: 50 x 5)")
     slug = meta["machine_slug"]
     csv_path, md_path = out / f"{slug}.csv", out / f"{slug}.md"
     comment = "".join(f"# {k}: {v}\n" for k, v in {**info, **meta}.items())

@@ -29,6 +29,7 @@ def test_bench_writes_a_table_per_machine_with_every_variant(tmp_path: Path) -> 
     assert header.startswith("# cpu: ")
     text = md_path.read_text()
     assert "python -m benchmark.bench --models din,mian" in text and "## Targets" in text and "DIN at batch 16" in text
+    assert "CAUTION: 2 steps x 2 timed epochs" in text  # 4 timed steps: a verdict that says how little it rests on
 
 
 def test_fit_inputs_feed_every_column_of_the_library_model(compose_cfg) -> None:
