@@ -381,6 +381,11 @@ def markdown(frame: pd.DataFrame, info: dict[str, str], meta: dict[str, str], ta
     return "\n".join(lines)
 
 
+def result_paths(out: Path, slug: str) -> tuple[Path, Path]:
+    """The CSV and Markdown files of one machine's benchmark in `out`."""
+    return out / f"{slug}.csv", out / f"{slug}.md"
+
+
 def write_report(out: Path, variants_by_key: dict[tuple[str, int], list[Variant]], steps: int, repeats: int,
                  info: dict[str, str], meta: dict[str, str], checks: dict[str, dict[str, list[float]]],
                  device: torch.device) -> tuple[Path, Path]:
@@ -394,7 +399,7 @@ def write_report(out: Path, variants_by_key: dict[tuple[str, int], list[Variant]
         targets.insert(0, f"- CAUTION: {steps} steps x {repeats} timed epochs per variant is too few timed steps "
                           f"(< {MIN_TIMED_STEPS}) for these verdicts: an indication only (defaults: 50 x 5)")
     slug = meta["machine_slug"]
-    csv_path, md_path = out / f"{slug}.csv", out / f"{slug}.md"
+    csv_path, md_path = result_paths(out, slug)
     comment = "".join(f"# {k}: {v}\n" for k, v in {**info, **meta}.items())
     atomic_write_text(csv_path, comment + frame.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(md_path, markdown(frame, info, meta, targets, paper_source))
@@ -444,7 +449,7 @@ def main(argv: list[str] | None = None) -> tuple[Path, Path]:
     except (ValueError, RuntimeError) as error:
         sys.exit(f"error: --device {args.device!r}: {str(error).replace('trainer.device', '--device')}")
     slug = machine_slug(device)
-    paths = (args.out / f"{slug}.csv", args.out / f"{slug}.md")
+    paths = result_paths(args.out, slug)
     existing = [str(p) for p in paths if p.exists()]
     if existing and not args.force:
         # an earlier measurement (perhaps a committed one of all models) must not be replaced by accident

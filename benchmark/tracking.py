@@ -59,7 +59,7 @@ def mlflow_executable() -> str:
 
 
 def dashboard_hint(uri: str) -> str:
-    if uri.startswith("sqlite:///"):
+    if sqlite_path(uri) is not None:
         return f"{mlflow_executable()} ui --backend-store-uri {uri}"
     return f"open {uri}"
 
