@@ -8,7 +8,8 @@ those rows, through the first steps of epoch 1 (seeding in the order of benchmar
 import sys
 
 import torch
-from deepctr_torch.inputs import combined_dnn_input
+
+from benchmark import PROJECT_ROOT
 from benchmark.bench import compose_config
 from benchmark.data import load_dataset
 from benchmark.run import seed_everything
@@ -20,7 +21,7 @@ model_name = sys.argv[1]
 seeds = [int(s) for s in sys.argv[2].split(",")]
 steps = int(sys.argv[3])
 extra = sys.argv[4:]
-cfg = compose_config(f"model={model_name}", "dataset=movielens", "dataset.raw_dir=/work/shared/data/ml-1m-part", *extra)
+cfg = compose_config(f"model={model_name}", "dataset=movielens", f"dataset.raw_dir={PROJECT_ROOT.parent / 'shared' / 'data' / 'ml-1m-part'}", *extra)
 dataset = load_dataset(cfg.dataset)
 device = torch.device("cpu")
 for seed in seeds:
@@ -28,16 +29,19 @@ for seed in seeds:
     model = build_model(cfg.model, cfg.ablation, dataset.schema, seed, device)
     trainer = Trainer(model, dataset, cfg.trainer, seed, device)
     net = model.net
+    # One forward pass of the model itself; hooks keep each ReLU layer's output and the deep part's logit.
     acts = []
-    hooks = [a.register_forward_hook(lambda m, i, o: acts.append(o.detach())) for a in net.dnn.activation_layers]
+    hooks = [layer.register_forward_hook(lambda m, i, o: acts.append(o.detach()))
+             for layer in (*net.dnn.activation_layers, net.dnn_linear)]
     probe = gather(trainer.data["train"], torch.arange(4096))
+
     def measure(step):
-        acts.clear(); model.eval()
+        acts.clear()
+        model.eval()
         with torch.no_grad():
-            x = model.to_input(probe)
-            sparse, dense = net.input_from_feature_columns(x, net.dnn_feature_columns, net.embedding_dict)
-            deep = net.dnn_linear(net.dnn(combined_dnn_input(sparse, dense)))
-        live = [float((a > 0).any(0).float().mean()) for a in acts]
+            model(probe)
+        *relu_outputs, deep = acts
+        live = [float((a > 0).any(0).float().mean()) for a in relu_outputs]
         model.train()
         return f"step {step:5d} live units per layer {['%.2f' % l for l in live]} deep logit std {float(deep.std()):.2e}"
     print(f"{model_name} seed {seed}:", measure(0))
