@@ -24,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import PROJECT_ROOT
 from models import DEEPCTR_MODELS, NATIVE_MODELS
-from models.mian import ENCODERS, GIM_COMBINES, POSITIONALS
+from models.mian import E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, POSITIONALS, SCORE_READINGS
 
 CONF_DIR = PROJECT_ROOT / "conf"
 Rule = tuple[Callable[[Any], bool], str]
@@ -156,7 +156,10 @@ _ATTENTION: dict[str, Rule] = {"att_hidden_size": int_list(1), "att_activation":
 MODEL_RULES: dict[str, dict[str, Rule]] = {
     "mian": {**_MODEL_COMMON, "encoder": choice(*ENCODERS), "num_heads": integer(1), "ffn_dim": integer(1),
              "positional": choice(*POSITIONALS), "gim_combine": choice(*GIM_COMBINES), "gim_dim": integer(1),
-             "mlp_dims": int_list(1)},
+             "mlp_dims": int_list(1), "ibim_score": choice(*SCORE_READINGS), "score_dim": integer(1),
+             "field_score": (choice(*FIELD_SCORE_READINGS)[0], f"must be one of {', '.join(FIELD_SCORE_READINGS)} "
+                             "(per_position applies to IBIM only: model.ibim_score=per_position)"),
+             "e_b_pool": choice(*E_B_POOLS)},
     "lr": dict(_MODEL_COMMON),
     "wide_deep": {**_MODEL_COMMON, **_DNN},
     "deepfm": {**_MODEL_COMMON, **_DNN},
@@ -194,7 +197,8 @@ DATASET_RULES: dict[str, dict[str, Rule]] = {
         "meta_encoding": (_encoding, "must be a known text encoding such as utf-8"),
     },
 }
-ABLATION_RULES: dict[str, Rule] = {"name": TEXT, "ibim": BOOL, "iuim": BOOL, "icim": BOOL, "gim": BOOL}
+ABLATION_RULES: dict[str, Rule] = {"name": TEXT, "ibim": BOOL, "iuim": BOOL, "icim": BOOL, "gim": BOOL,
+                                   "field_inputs": BOOL}
 
 
 # ---------------------------------------------------------------------------------------------- checking

@@ -35,6 +35,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# MIAN options that tell its runs apart in the tables (tags of every MIAN run), with their defaults.
+MIAN_READING_DEFAULTS = {"encoder": "pre_ln", "ibim_score": "additive", "field_score": "additive",
+                         "e_b_pool": "mean", "positional": "learned"}
+
+
 def variant_of(cfg: DictConfig) -> str:
     """What distinguishes this configuration of the model in the tables: MIAN's ablation, else 'default'."""
     return str(cfg.ablation.name) if cfg.model.name == "mian" else "default"
@@ -100,7 +105,7 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
         "torch_version": torch.__version__, "python_version": sys.version.split()[0],
     }
     if cfg.model.name == "mian":
-        tags["encoder"] = str(cfg.model.encoder)
+        tags.update({key: str(cfg.model[key]) for key in MIAN_READING_DEFAULTS})
     parent_run_id = cfg.tracking.parent_run_id or os.environ.get("BENCHMARK_PARENT_RUN_ID")  # benchmark/sweep.py
     if parent_run_id:
         tags["mlflow.parentRunId"] = str(parent_run_id)
@@ -109,9 +114,10 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
         tags["resumed_at_epoch"] = str(resume_state["progress"]["epoch"])
     if checkpoint is not None:
         tags["checkpoint_dir"] = str(checkpoint.folder)
-    other_encoder = tags.get("encoder", "pre_ln") != "pre_ln"  # Table 4's variants: named in the run and summary
-    encoder_suffix = f"-{tags['encoder']}" if other_encoder else ""
-    encoder_note = f", encoder {tags['encoder']}" if other_encoder else ""
+    # MIAN's encoder (Table 4) and open readings, where not the default: named in the run and the summary
+    chosen = {key: tags[key] for key, default in MIAN_READING_DEFAULTS.items() if tags.get(key, default) != default}
+    encoder_suffix = "".join(f"-{value}" for value in chosen.values())
+    encoder_note = "".join(f", {key.replace('_', ' ')} {value}" for key, value in chosen.items())
     run_name = f"{cfg.model.name}-{cfg.dataset.name}-{tags['variant']}{encoder_suffix}-seed{seed}"
 
     with tracking.retrying(mlflow.start_run, experiment_id=experiment_id, run_name=run_name, tags=tags) as run:

@@ -30,7 +30,7 @@ def build_model(
         options.pop("name")
         options["mlp_dims"] = tuple(options["mlp_dims"])
         if ablation_cfg is not None:
-            for module in ("ibim", "iuim", "icim", "gim"):
+            for module in ("ibim", "iuim", "icim", "gim", "field_inputs"):
                 options[module] = bool(ablation_cfg[module])
         return MIAN(schema, MIANConfig(**options)).to(device)
     if name in DEEPCTR_MODELS:

@@ -9,8 +9,16 @@ Layout of one forward pass, with d = embedding_dim and Di = d * (number of item 
     GIM:  r = [e_i, e_c, e_b (masked mean), e_u, R_ibim, R_iuim, R_icim], one softmax weight per r_l
     MLP:  ReLU layers (32, 8) + dropout, then one logit.
 
-Choices the paper leaves open (DESIGN.md) and how they are made here:
-- Attention scores tanh(V W + b) share W across time steps in IBIM; IUIM/ICIM have one W_j per field (Eq. 10).
+Choices the paper leaves open (docs/mian.md, "Open readings") and how they are made here:
+- The attention score (Eq. 8 for IBIM, Eq. 10/13 for IUIM/ICIM) is one of SCORE_READINGS, chosen per module by
+  `ibim_score` and `field_score` (`AttentionScore`). The default, `additive`, is the paper read literally:
+  tanh(V W + b) with W shared across time steps in IBIM and one W_j per field in IUIM/ICIM. Under it the order of
+  IBIM's weights does not depend on the candidate (it adds the same e_i term at every step); the other readings
+  score the candidate against each behaviour.
+- e_b, the behaviour sequence as GIM sees it, is pooled by `e_b_pool`: a masked mean (default) or the sum
+  (as DIN/DIEN feed it, keeping the history length).
+- Positions (`positional`): `learned` indexes them from the oldest behaviour, `learned_recent` from the newest
+  (so the most recent behaviour always has the same position embedding), `none` adds none.
 - A fully masked softmax (empty history) gives all-zero weights, so R_ibim = 0 and no NaN appears.
 - Padded positions are zeroed before the encoder and masked as keys, so padded ids never reach the output.
 - GIM `combine="concat"` (default) scales each r_l by its weight and concatenates (Eq. 15 cannot sum vectors
@@ -28,7 +36,11 @@ from benchmark.data.schema import Schema
 
 ENCODERS = ("pre_ln", "post_ln", "none")
 GIM_COMBINES = ("concat", "project")
-POSITIONALS = ("learned", "none")
+POSITIONALS = ("learned", "learned_recent", "none")
+E_B_POOLS = ("mean", "sum")
+# Readings of the attention score (docs/mian.md); `per_position` needs ordered keys, so IBIM only.
+SCORE_READINGS = ("additive", "per_position", "bahdanau", "bilinear", "din")
+FIELD_SCORE_READINGS = tuple(r for r in SCORE_READINGS if r != "per_position")
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,10 @@ class MIANConfig:
     num_heads: int = 8
     ffn_dim: int = 64
     positional: str = "learned"
+    ibim_score: str = "additive"
+    field_score: str = "additive"
+    score_dim: int = 32  # hidden width of the bahdanau and din scores
+    e_b_pool: str = "mean"
     gim_combine: str = "concat"
     gim_dim: int = 32
     mlp_dims: tuple[int, ...] = (32, 8)
@@ -48,15 +64,76 @@ class MIANConfig:
     iuim: bool = True
     icim: bool = True
     gim: bool = True
+    # Whether e_u and e_c enter GIM as inputs of their own (False: ablation no_iuim_icim_strict, which
+    # "entirely gives up the user-specific and context features", Section 4.7.1).
+    field_inputs: bool = True
 
 
-def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
+def masked_softmax(scores: Tensor, mask: Tensor, bounded: bool = True) -> Tensor:
     """Softmax over the last dim restricted to `mask`; an all-masked row gives all zeros (not NaN).
 
-    Scores here come from tanh, so they lie in [-1, 1] and exp() cannot overflow.
+    `bounded`: the scores come from tanh, so they lie in [-1, 1] and exp() cannot overflow; unbounded scores
+    are shifted by their row maximum first.
     """
+    if not bounded:
+        scores = scores - scores.detach().amax(dim=-1, keepdim=True)
     weights = torch.exp(scores) * mask
     return weights / weights.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+class AttentionScore(nn.Module):
+    """The score of each key (a behaviour h_t, or a user/context field e^j) for the candidate e_i, before the
+    softmax: [B, Dq] query, [B, N, Dk] keys -> [B, N]. One implementation for IBIM and IUIM/ICIM.
+
+    Readings (docs/mian.md, "Open readings"), with V_n = [e_i ; k_n]:
+    - additive:      tanh(V_n . w + b), one (w, b) shared by every key (`per_key=False`, IBIM) or one per key
+                     (`per_key=True`, the W_j of IUIM/ICIM, Eq. 10). Candidate-blind ranking when shared.
+    - per_position:  additive with one (w_t, b_t) per position t (Eq. 8's subscript t); IBIM only.
+    - bahdanau:      v . tanh(W V_n + b), W a [score_dim, Dq + Dk] matrix (DIEN's public attention).
+    - bilinear:      tanh(k_n M e_i + b) (IAN); M = I would score the inner product.
+    - din:           an MLP (score_dim sigmoid units) over [q, k_n, q - k_n, q * k_n] (DIN's unit), q = e_i
+                     projected to Dk when the widths differ (fields).
+    `bounded` says whether the score lies in [-1, 1] (tanh), which `masked_softmax` uses.
+    """
+
+    def __init__(self, reading: str, query_dim: int, key_dim: int, num_keys: int, per_key: bool,
+                 score_dim: int) -> None:
+        super().__init__()
+        self.reading = reading
+        self.bounded = reading in ("additive", "per_position", "bilinear")
+        if reading in ("additive", "per_position"):
+            self.per_key = per_key or reading == "per_position"
+            if self.per_key:
+                self.weight = nn.Parameter(torch.empty(num_keys, query_dim + key_dim))
+                self.bias = nn.Parameter(torch.zeros(num_keys))
+            else:  # built as the nn.Linear it was before the readings, so the default model's seeded init is unchanged
+                shared = nn.Linear(query_dim + key_dim, 1)
+                self.weight, self.bias = shared.weight, shared.bias
+        elif reading == "bahdanau":
+            self.hidden = nn.Linear(query_dim + key_dim, score_dim)
+            self.v = nn.Linear(score_dim, 1, bias=False)
+        elif reading == "bilinear":
+            self.bilinear = nn.Parameter(torch.empty(key_dim, query_dim))
+            self.bias = nn.Parameter(torch.zeros(1))
+        elif reading == "din":
+            self.query_proj = nn.Linear(query_dim, key_dim, bias=False) if query_dim != key_dim else None
+            self.mlp = nn.Sequential(nn.Linear(4 * key_dim, score_dim), nn.Sigmoid(), nn.Linear(score_dim, 1))
+        else:
+            raise ValueError(f"unknown score reading {reading!r}; known: {SCORE_READINGS}")
+
+    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
+        n = keys.shape[1]
+        if self.reading == "bilinear":
+            return torch.tanh(torch.einsum("bnk,kq,bq->bn", keys, self.bilinear, query) + self.bias)
+        if self.reading == "din":
+            q = (self.query_proj(query) if self.query_proj is not None else query)[:, None, :].expand(-1, n, -1)
+            return self.mlp(torch.cat([q, keys, q - keys, q * keys], dim=-1)).squeeze(-1)
+        v = torch.cat([query[:, None, :].expand(-1, n, -1), keys], dim=-1)  # V_n = [e_i ; k_n]
+        if self.reading == "bahdanau":
+            return self.v(torch.tanh(self.hidden(v))).squeeze(-1)
+        if self.per_key:
+            return torch.tanh((v * self.weight[:n]).sum(-1) + self.bias[:n])
+        return torch.tanh(nn.functional.linear(v, self.weight, self.bias)).squeeze(-1)
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -109,16 +186,16 @@ class TransformerBlock(nn.Module):
 
 
 class FieldAttention(nn.Module):
-    """IUIM / ICIM: V_j = [e_i ; e^j], score_j = tanh(V_j . W_j + b_j) with one W_j per field, softmax over j."""
+    """IUIM / ICIM: V_j = [e_i ; e^j], one score per field (`AttentionScore`; the paper's additive reading has one
+    W_j per field, Eq. 10), softmax over the fields j, R = sum_j alpha_j V_j."""
 
-    def __init__(self, num_fields: int, width: int) -> None:
+    def __init__(self, reading: str, num_fields: int, item_dim: int, field_dim: int, score_dim: int) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(num_fields, width))
-        self.bias = nn.Parameter(torch.zeros(num_fields))
+        self.score = AttentionScore(reading, item_dim, field_dim, num_fields, per_key=True, score_dim=score_dim)
 
     def forward(self, e_item: Tensor, e_fields: Tensor) -> tuple[Tensor, Tensor]:
         v = torch.cat([e_item[:, None, :].expand(-1, e_fields.shape[1], -1), e_fields], dim=-1)  # [B, J, Di+d]
-        alpha = torch.softmax(torch.tanh((v * self.weight).sum(-1) + self.bias), dim=-1)  # [B, J]
+        alpha = torch.softmax(self.score(e_item, e_fields), dim=-1)  # [B, J]
         return (alpha[..., None] * v).sum(1), alpha
 
 
@@ -159,6 +236,13 @@ class MIAN(nn.Module):
             raise ValueError(f"model.gim_combine={config.gim_combine!r} is not one of {GIM_COMBINES}")
         if config.positional not in POSITIONALS:
             raise ValueError(f"model.positional={config.positional!r} is not one of {POSITIONALS}")
+        if config.ibim_score not in SCORE_READINGS:
+            raise ValueError(f"model.ibim_score={config.ibim_score!r} is not one of {SCORE_READINGS}")
+        if config.field_score not in FIELD_SCORE_READINGS:
+            raise ValueError(f"model.field_score={config.field_score!r} is not one of {FIELD_SCORE_READINGS} "
+                             "(per_position is for IBIM's ordered behaviours only: use model.ibim_score=per_position)")
+        if config.e_b_pool not in E_B_POOLS:
+            raise ValueError(f"model.e_b_pool={config.e_b_pool!r} is not one of {E_B_POOLS}")
         if config.iuim and not schema.user_fields:
             raise ValueError("IUIM needs user fields, and this dataset has none: use ablation=no_iuim")
         if config.icim and not schema.context_fields:
@@ -166,11 +250,12 @@ class MIAN(nn.Module):
         self.config = config
         d = config.embedding_dim
         di = d * len(schema.item_fields)
+        # Under no_iuim_icim_strict nothing reads the user and context fields, so their tables are not built.
+        user_fields = schema.user_fields if config.iuim or config.field_inputs else ()
+        context_fields = schema.context_fields if config.icim or config.field_inputs else ()
         self.item_embeddings = nn.ModuleList(nn.Embedding(f.vocab_size, d, padding_idx=0) for f in schema.item_fields)
-        self.user_embeddings = nn.ModuleList(nn.Embedding(f.vocab_size, d, padding_idx=0) for f in schema.user_fields)
-        self.context_embeddings = nn.ModuleList(
-            nn.Embedding(f.vocab_size, d, padding_idx=0) for f in schema.context_fields
-        )
+        self.user_embeddings = nn.ModuleList(nn.Embedding(f.vocab_size, d, padding_idx=0) for f in user_fields)
+        self.context_embeddings = nn.ModuleList(nn.Embedding(f.vocab_size, d, padding_idx=0) for f in context_fields)
 
         self.encoder: TransformerBlock | None = None
         self.positions: nn.Parameter | None = None
@@ -178,15 +263,19 @@ class MIAN(nn.Module):
             if config.encoder != "none":
                 self.encoder = TransformerBlock(di, config.num_heads, config.ffn_dim, config.dropout,
                                                 pre_ln=config.encoder == "pre_ln")
-                if config.positional == "learned":
+                if config.positional != "none":
                     self.positions = nn.Parameter(torch.empty(schema.max_len, di))
-            self.ibim_score = nn.Linear(2 * di, 1)
-        self.iuim = FieldAttention(len(schema.user_fields), di + d) if config.iuim else None
-        self.icim = FieldAttention(len(schema.context_fields), di + d) if config.icim else None
+            self.ibim_score = AttentionScore(config.ibim_score, di, di, schema.max_len, per_key=False,
+                                             score_dim=config.score_dim)
+        self.iuim = (FieldAttention(config.field_score, len(schema.user_fields), di, d, config.score_dim)
+                     if config.iuim else None)
+        self.icim = (FieldAttention(config.field_score, len(schema.context_fields), di, d, config.score_dim)
+                     if config.icim else None)
 
         # GIM inputs in the paper's order (Eq. 14), without the ablated modules.
-        names_widths = [("e_i", di), ("e_c", d * len(schema.context_fields)), ("e_b", di),
-                        ("e_u", d * len(schema.user_fields))]
+        field_width = d if config.field_inputs else 0
+        names_widths = [("e_i", di), ("e_c", field_width * len(schema.context_fields)), ("e_b", di),
+                        ("e_u", field_width * len(schema.user_fields))]
         if config.ibim:
             names_widths.append(("R_ibim", 2 * di))
         if config.iuim:
@@ -234,6 +323,15 @@ class MIAN(nn.Module):
         """[B, J] ids -> [B, J, d]."""
         return torch.stack([table(ids[:, j]) for j, table in enumerate(tables)], dim=1)
 
+    def _position_embeddings(self, hist_len: Tensor, t: int) -> Tensor:
+        """[T, Di] (`learned`: position t counted from the oldest behaviour) or [B, T, Di] (`learned_recent`:
+        counted back from the newest, so the last behaviour is always position 0). Pads are masked by the caller."""
+        assert self.positions is not None
+        if self.config.positional == "learned":
+            return self.positions[None, :t]
+        back = (hist_len[:, None] - 1 - torch.arange(t, device=hist_len.device)[None, :]).clamp_min(0)  # [B, T]
+        return self.positions[back]
+
     def explain(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Logits plus every attention weight: `gim` [B, L] (names in `gim_names`), `ibim` [B, T],
         `iuim` [B, J], `icim` [B, K] (the ones whose module exists)."""
@@ -243,7 +341,9 @@ class MIAN(nn.Module):
         mask = torch.arange(hist.shape[1], device=hist.device)[None, :] < batch["hist_len"][:, None]  # [B, T]
         fmask = mask[..., None].to(e_i.dtype)
         e_b = self._embed_items(hist) * fmask  # padded positions are exactly zero
-        e_b_pooled = e_b.sum(1) / fmask.sum(1).clamp_min(1.0)
+        e_b_pooled = e_b.sum(1)
+        if self.config.e_b_pool == "mean":
+            e_b_pooled = e_b_pooled / fmask.sum(1).clamp_min(1.0)
         reps: dict[str, Tensor] = {"e_i": e_i, "e_b": e_b_pooled}
         if self.user_embeddings:
             e_u = self._embed_fields(batch["user"], self.user_embeddings)
@@ -256,14 +356,14 @@ class MIAN(nn.Module):
             h = e_b
             if self.encoder is not None:
                 if self.positions is not None:
-                    h = h + self.positions[None, : h.shape[1]] * fmask
+                    h = h + self._position_embeddings(batch["hist_len"], h.shape[1]) * fmask
                 # A query row with no valid key (empty history) may attend to the zeroed pads; those rows are
                 # masked out of the pooling below, so whatever they hold never reaches the output.
                 key_mask = mask.clone()
                 key_mask[:, 0] = True
                 h = self.encoder(h, key_mask) * fmask
             v = torch.cat([e_i[:, None, :].expand(-1, h.shape[1], -1), h], dim=-1)  # [B, T, 2 Di]
-            alpha = masked_softmax(torch.tanh(self.ibim_score(v)).squeeze(-1), fmask.squeeze(-1))
+            alpha = masked_softmax(self.ibim_score(e_i, h), fmask.squeeze(-1), bounded=self.ibim_score.bounded)
             reps["R_ibim"] = (alpha[..., None] * v).sum(1)
             out["ibim"] = alpha
         if self.iuim is not None:
