@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from benchmark import tracking
 from benchmark.checkpoint import JobCheckpoint, open_job_checkpoint
 from benchmark.config import ConfigError, validate_config
+from benchmark.diagnostics import learned
 from benchmark.data import load_dataset
 from benchmark.interrupt import Interrupted, deferred, stop_on_signals
 from benchmark.tracking import TrackingError
@@ -154,9 +155,11 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
                 "best_val_auc": result.best_val.get("auc", float("nan")),
                 "best_val_logloss": result.best_val.get("logloss", float("nan")),
                 "epochs_run": len(result.epoch_times), "data_load_time_s": data_time,
+                "train_base_entropy": trainer.base_entropy,
                 **summarise_epoch_times(result.epoch_times),
             }
             tracking.log_metrics(final)
+            tracking.set_tags({"learned": str(learned(result.history[-1]["train_loss"], trainer.base_entropy)).lower()})
             log_attention_sample(trainer, model)
             tracking.end_run("FINISHED")  # explicitly, with retries (the `with` exit then has nothing to end)
         except KeyboardInterrupt as error:

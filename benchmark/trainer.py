@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from benchmark.data.schema import Dataset
+from benchmark.diagnostics import base_rate_entropy, diagnose, probe_index
 from benchmark.metrics import evaluate
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -161,6 +162,9 @@ class Trainer:
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16}[str(cfg.amp)]
         # Training batches gather every array but user_id (gAUC only, never a model input: schema.py).
         self.train_keys = [k for k in self.data["train"] if k != "user_id"]
+        # "Did it learn?" (benchmark/diagnostics.py): a fixed probe batch and the loss of a constant prediction
+        self.probe = gather(self.data["train"], probe_index(self.n_train, seed, device), self.train_keys)
+        self.base_entropy = base_rate_entropy(self.data["train"]["label"])
         self.loss_sum = torch.zeros((), device=device)
         self.steps_run = 0  # optimiser steps taken by this trainer (counted on the host, no sync)
         self._graph: torch.cuda.CUDAGraph | None = None
@@ -382,7 +386,9 @@ class Trainer:
             epoch_time = time.perf_counter() - start
             val = self.evaluate("valid")
             record = {"train_loss": train_loss, "val_auc": val["auc"], "val_logloss": val["logloss"],
-                      "val_gauc": val["gauc"], "epoch_time_s": epoch_time}
+                      "val_gauc": val["gauc"], "epoch_time_s": epoch_time,
+                      "diag_train_loss_ratio": train_loss / self.base_entropy if self.base_entropy else math.nan,
+                      **diagnose(self.model, self.probe)}
             fit.epoch = epoch
             fit.epoch_times.append(epoch_time)
             fit.history.append(record)

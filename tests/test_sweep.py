@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, read_write
 
 from benchmark import PROJECT_ROOT
-from benchmark.config import ConfigError
+from benchmark.config import ConfigError, validate_config
 from benchmark.run import run_job
 from benchmark.sweep import PARENT_ENV, SweepCallback, benchmark_command, sweep_axes
 from conftest import CONF_DIR, TINY_SYNTHETIC
@@ -41,12 +41,12 @@ def split(values: str) -> list[str]:
 
 
 def test_experiment_configs_sweep_what_their_table_needs() -> None:
-    assert options("experiment") == ["effects", "efficiency", "table2", "table3", "table4"]
+    assert options("experiment") == ["effects", "efficiency", "readings", "table2", "table3", "table4"]
     for name in options("experiment"):
         cfg = compose_hydra(f"experiment={name}")
         assert cfg.experiment_name == name
         assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
-        assert cfg.hydra.sweeper.params.seed == ("range(3)" if name == "effects" else "range(5)")
+        assert cfg.hydra.sweeper.params.seed == ("range(3)" if name in ("effects", "readings") else "range(5)")
         assert "sweep" in cfg.hydra.callbacks
     params = lambda name: compose_hydra(f"experiment={name}").hydra.sweeper.params  # noqa: E731
     assert sorted(split(params("table2").model)) == options("model")
@@ -55,7 +55,24 @@ def test_experiment_configs_sweep_what_their_table_needs() -> None:
     assert split(params("table4")["model.encoder"]) == ["pre_ln", "post_ln", "none"]
     assert compose_hydra("experiment=efficiency").trainer.max_epochs == 3
     assert sorted(split(params("effects").effects)) == options("effects") == ["context", "sequence", "user"]
-    assert split(params("effects").ablation) == ["full", "no_ibim", "no_iuim", "no_icim"]
+    assert sorted(split(params("effects").arm)) == options("arm")
+    assert split(params("readings")["model.ibim_score"]) == ["additive", "bahdanau", "din"]
+
+
+@pytest.mark.parametrize("arm", options("arm"))
+def test_each_arm_composes_its_model_and_reading(arm: str) -> None:
+    cfg = compose_task(f"arm={arm}", "effects=sequence")
+    validate_config(cfg)
+    if arm.startswith("mian_"):
+        assert cfg.model.name == "mian"
+        choice = arm.removeprefix("mian_")
+        if choice.startswith("no_"):
+            assert cfg.ablation.name == choice and cfg.model.ibim_score == "additive"
+        else:
+            assert cfg.ablation.name == "full" and cfg.model.ibim_score == choice
+            assert cfg.model.field_score == ("additive" if choice == "per_position" else choice)
+    else:
+        assert cfg.model.name == arm and cfg.ablation.name == "full"
 
 
 def test_launcher_configs_extend_the_plugins() -> None:
