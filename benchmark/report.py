@@ -42,7 +42,7 @@ PAPER_DIR = Path(__file__).resolve().parent / "paper_results"
 # - `history`: every per-epoch metric of those runs: `run_id`, `key`, `step`, `value`;
 # - `gim`: the GIM weights MIAN runs logged (gim_weights.csv), long form: `run_id`, `example`, `test_index`,
 #   `label`, `prob`, `position`, `name`, `weight`.
-EXPERIMENTS = ("table2", "table3", "table4", "efficiency", "effects")
+EXPERIMENTS = ("table2", "table3", "table4", "efficiency", "effects", "readings")
 EPOCH_METRICS = ("train_loss", "val_auc", "val_logloss", "val_gauc", "epoch_time_s")
 EXPORT_FILES = {"runs": "runs.csv", "history": "history.csv", "gim": "gim_weights.csv"}
 HISTORY_COLUMNS = ["run_id", "key", "step", "value"]
@@ -243,7 +243,8 @@ TITLES = {"table2": "Table 2: all models, test AUC / Logloss / gAUC",
           "table3": "Table 3: MIAN ablations, test AUC / Logloss / gAUC",
           "table4": "Table 4: MIAN's behaviour encoder, test AUC / Logloss / gAUC",
           "efficiency": "Efficiency (Section 4.5): training seconds per epoch",
-          "effects": "Does each MIAN module model the effect it is meant to? (synthetic, one planted effect at a time)"}
+          "effects": "Does each MIAN module model the effect it is meant to? (synthetic, one planted effect at a time)",
+          "readings": "MIAN under the readings of its attention score (Eq. 8), test AUC"}
 METRICS = (("test_auc", "AUC", "max"), ("test_logloss", "Logloss", "min"), ("test_gauc", "gAUC", "max"))
 INTERACTIONS = ("R_ibim", "R_iuim", "R_icim")
 EFFECTS = ("sequence", "user", "context")
@@ -279,7 +280,41 @@ def machine_description(row: pd.Series) -> str:
     return f"{device} (host CPU: {cpu})" if cpu else device
 
 
-CELL_KEY = ["table", "dataset", "model", "variant", "encoder", "effect", "seed"]
+# The last epoch's learning diagnostics (benchmark/diagnostics.py) that the readings tables show.
+DIAGNOSTICS = ("diag_train_loss_ratio", "diag_mlp_alive_units", "diag_ibim_entropy", "diag_ibim_max_weight",
+               "diag_gim_spread")
+CELL_KEY = ["table", "dataset", "model", "variant", "encoder", "reading", "effect", "seed"]
+# MIAN's open readings (models/mian.py) as run tags, with the default a run without the tag had.
+READING_TAGS = {"ibim_score": "additive", "field_score": "additive", "e_b_pool": "mean", "positional": "learned"}
+
+
+def reading_of(row: pd.Series) -> str:
+    """A MIAN run's non-default readings, e.g. 'ibim_score=din field_score=din' ('' for the paper's literal
+    reading, and for every other model)."""
+    if row.get("tags.model") != "mian":
+        return ""
+    return " ".join(f"{key}={row.get(f'tags.{key}')}" for key, default in READING_TAGS.items()
+                    if str(row.get(f"tags.{key}", "") or default) != default)
+
+
+def learned_of(row: pd.Series) -> str:
+    """'true' / 'false' (benchmark/diagnostics.py: did the final training loss leave the base-rate entropy?),
+    from the run's tag or, for runs older than the tag, from its last train_loss and the training labels'
+    positive rate; '' when neither is known."""
+    from benchmark.diagnostics import learned
+
+    tag = str(row.get("tags.learned", "") or "")
+    if tag:
+        return tag
+    loss = pd.to_numeric(row.get("metrics.train_loss", np.nan), errors="coerce")
+    base = pd.to_numeric(row.get("metrics.train_base_entropy", np.nan), errors="coerce")
+    if base != base:
+        rate = pd.to_numeric(row.get("params.data.train_positive_rate", "") or row.get("params.data.positive_rate", ""),
+                             errors="coerce")
+        base = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate)) if 0 < rate < 1 else np.nan
+    if loss != loss or base != base:
+        return ""
+    return str(learned(float(loss), float(base))).lower()
 
 
 def job_records(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -292,6 +327,8 @@ def job_records(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         "table": jobs["params.experiment_name"], "dataset": _col(jobs, "tags.dataset"),
         "model": _col(jobs, "tags.model"), "variant": _col(jobs, "tags.variant"),
         "encoder": _col(jobs, "tags.encoder"), "seed": pd.to_numeric(_col(jobs, "tags.seed"), errors="coerce"),
+        "reading": [reading_of(row) for _, row in jobs.iterrows()],
+        "learned": [learned_of(row) for _, row in jobs.iterrows()],
         "step_mode": _col(jobs, "tags.step_mode"), "git_commit": _col(jobs, "tags.git_commit"),
         "packages": [p or f"torch=={t}" for p, t in zip(_col(jobs, "tags.packages"), _col(jobs, "tags.torch_version"))],
         "command": _col(jobs, "tags.command"),
@@ -301,7 +338,8 @@ def job_records(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     records["effect"] = [planted_effect(row) if table == "effects" else ""
                          for table, (_, row) in zip(records["table"], jobs.iterrows())]
     records["oracle_auc"] = pd.to_numeric(_col(jobs, "params.data.oracle_test_auc"), errors="coerce")
-    for name in ("test_auc", "test_logloss", "test_gauc", "epoch_time_mean_s", "first_epoch_time_s", "best_epoch"):
+    for name in ("test_auc", "test_logloss", "test_gauc", "epoch_time_mean_s", "first_epoch_time_s", "best_epoch",
+                 *DIAGNOSTICS):
         records[name] = jobs[f"metrics.{name}"] if f"metrics.{name}" in jobs.columns else np.nan
     latest = records.sort_values(["start_time", "run_id"], kind="stable").drop_duplicates(CELL_KEY, keep="last")
     older = records[~records["run_id"].isin(latest["run_id"])]
@@ -386,6 +424,22 @@ def _test(section: Section, a: Row, b: Row, metric: str) -> dict[str, Any]:
             "n_a": na, "n_b": nb, "mean_a": ma, "mean_b": mb, "diff": ma - mb, "t": t, "p": p}
 
 
+def literal(records: pd.DataFrame) -> pd.DataFrame:
+    """The runs of MIAN's literal reading (and every other model's): Tables 2-4 as the paper specifies them;
+    the other readings have tables of their own (readings.md, effects.md)."""
+    return records[records["reading"] == ""]
+
+
+def not_learned_mark(runs: pd.DataFrame) -> str:
+    """' †k/n' when k of the n runs behind a cell ended at the base-rate entropy (not learned), else ''."""
+    k = int((runs["learned"] == "false").sum())
+    return f" †{k}/{len(runs)}" if k else ""
+
+
+NOT_LEARNED_NOTE = ("†k/n: k of the cell's n runs did not learn: their final training loss is within 0.5% of "
+                    "the base-rate entropy of the training labels (benchmark/diagnostics.py).")
+
+
 def ordered(found: list[str], canonical: tuple[str, ...]) -> list[str]:
     return list(canonical) + sorted(set(found) - set(canonical) - {""})
 
@@ -396,7 +450,7 @@ def present_in_order(found: list[str], canonical: tuple[str, ...]) -> list[str]:
 
 
 def table2_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str) -> Section:
-    runs = records[(records["table"] == "table2") & (records["dataset"] == dataset)]
+    runs = literal(records[(records["table"] == "table2") & (records["dataset"] == dataset)])
     rows = [Row(m, MODEL_LABELS.get(m, m), runs[runs["model"] == m], paper_numbers(paper, "table2", dataset, m),
                 model=m) for m in ordered(list(runs["model"]), MODELS)]
     section = Section("table2", dataset, rows)
@@ -411,7 +465,7 @@ def table2_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str) -> 
 
 
 def table3_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, baseline: str) -> Section:
-    runs = records[(records["table"] == "table3") & (records["dataset"] == dataset)]
+    runs = literal(records[(records["table"] == "table3") & (records["dataset"] == dataset)])
     mian = runs[runs["model"] == "mian"]
     rows = [Row(v, ABLATION_LABELS.get(v, v), mian[mian["variant"] == v],
                 paper_numbers(paper, "table3", dataset, "mian", v), model="mian", variant=v)
@@ -419,7 +473,8 @@ def table3_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, bas
     own = runs[runs["model"] == baseline]
     source = "table3 runs"
     if own.empty:
-        own = records[(records["table"] == "table2") & (records["dataset"] == dataset) & (records["model"] == baseline)]
+        own = literal(records[(records["table"] == "table2") & (records["dataset"] == dataset)
+                              & (records["model"] == baseline)])
         source = "table2 runs"
     reported = (paper_numbers(paper, "table3", dataset, baseline) or paper_numbers(paper, "table2", dataset, baseline))
     base = Row(baseline, f"{MODEL_LABELS.get(baseline, baseline)} (baseline)", own, reported, model=baseline,
@@ -436,7 +491,8 @@ def table3_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, bas
 
 
 def table4_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str) -> Section:
-    runs = records[(records["table"] == "table4") & (records["dataset"] == dataset) & (records["model"] == "mian")]
+    runs = literal(records[(records["table"] == "table4") & (records["dataset"] == dataset)
+                           & (records["model"] == "mian")])
     rows = [Row(e, ENCODER_LABELS.get(e, e), runs[runs["encoder"] == e],
                 paper_numbers(paper, "table4", dataset, "mian", PAPER_ENCODER.get(e, e)), model="mian", encoder=e)
             for e in ordered(list(runs["encoder"]), ENCODERS)]
@@ -497,6 +553,7 @@ def section_frame(section: Section, command: str) -> pd.DataFrame:
             "variant": row.variant, "encoder": row.encoder,
             "status": "measured" if len(row.runs) else "not run here", "runs": len(row.runs),
             "seeds": " ".join(str(int(s)) for s in sorted(row.runs["seed"].dropna())),
+            "not_learned_runs": int((row.runs["learned"] == "false").sum()),
         }
         for metric, _, _ in METRICS:
             mean, std, _ = mean_std(row.runs[metric])
@@ -542,7 +599,8 @@ def section_markdown(section: Section, frame: pd.DataFrame, command: str, data: 
         cells = [row.label + (f" ({row.source})" if row.source and len(row.runs) else ""), str(rec["runs"])]
         for metric, _, _ in METRICS:
             text = fmt(rec[f"{metric}_mean"], rec[f"{metric}_std"]) if rec["runs"] else "not run"
-            cells.append(f"**{text}**" if rec[f"best_{metric}"] else text)
+            cells.append((f"**{text}**" if rec[f"best_{metric}"] else text)
+                         + (not_learned_mark(row.runs) if metric == "test_auc" else ""))
         for key in ("auc", "logloss"):
             value = rec[f"paper_{key}"]
             text = "–" if math.isnan(value) else f"{value:.4f}"
@@ -553,7 +611,8 @@ def section_markdown(section: Section, frame: pd.DataFrame, command: str, data: 
     parts.append(md_table(header, body))
     parts.append("")
     parts.append("Cells: mean ± standard deviation over seeds (sample std), `runs` finished runs; **bold**: best in "
-                 "the column (ours and the paper's separately).")
+                 "the column (ours and the paper's separately)."
+                 + (f" {NOT_LEARNED_NOTE}" if frame["not_learned_runs"].sum() else ""))
     names = {"test_auc": "AUC", "test_logloss": "Logloss"}
     for test in section.tests:
         if section.compare_to and not test["b"].endswith("(baseline)") and test["metric"] == "test_auc":
@@ -614,7 +673,7 @@ def provenance(records: pd.DataFrame, runs: pd.DataFrame, source: str, report_co
 def effects_frame(records: pd.DataFrame) -> pd.DataFrame:
     """One row per (planted effect, variant) of the `effects` experiment: test AUC over seeds, the data's oracle
     AUC, and the change against the full MIAN on the same data with Welch's test."""
-    runs = records[records["table"] == "effects"]
+    runs = literal(records[(records["table"] == "effects") & (records["model"] == "mian")])
     rows = []
     for effect in present_in_order(list(runs["effect"]), EFFECTS):
         mine = runs[runs["effect"] == effect]
@@ -627,9 +686,10 @@ def effects_frame(records: pd.DataFrame) -> pd.DataFrame:
             rows.append({"effect": effect, "variant": variant, "removes_its_module": EFFECT_MODULE.get(effect) == variant,
                          "runs": n, "auc_mean": mean, "auc_std": std, "logloss_mean": mean_std(cell["test_logloss"])[0],
                          "oracle_auc": oracle,
-                         "diff_vs_full": mean - full_mean if variant != "full" else math.nan, "t": t, "p": p})
+                         "diff_vs_full": mean - full_mean if variant != "full" else math.nan, "t": t, "p": p,
+                         "not_learned_runs": int((cell["learned"] == "false").sum())})
     return pd.DataFrame(rows, columns=["effect", "variant", "removes_its_module", "runs", "auc_mean", "auc_std",
-                                       "logloss_mean", "oracle_auc", "diff_vs_full", "t", "p"])
+                                       "logloss_mean", "oracle_auc", "diff_vs_full", "t", "p", "not_learned_runs"])
 
 
 def effects_markdown(frame: pd.DataFrame, data: str) -> str:
@@ -645,6 +705,8 @@ def effects_markdown(frame: pd.DataFrame, data: str) -> str:
                 continue
             r = mine.loc[variant]
             text = f"{fmt(r['auc_mean'], r['auc_std'])} ({int(r['runs'])})"
+            if r["not_learned_runs"]:
+                text += f" †{int(r['not_learned_runs'])}/{int(r['runs'])}"
             if variant != "full":
                 text += f"; {r['diff_vs_full']:+.4f}, p {fmt_p(r['p'])}"
             cells.append(f"**{text}**" if r["removes_its_module"] else text)
@@ -657,7 +719,181 @@ def effects_markdown(frame: pd.DataFrame, data: str) -> str:
         "Cells: test AUC mean ± std over seeds (runs); for an ablation, its change against the full MIAN on the same "
         "data and Welch's two-sided p. **Bold**: the ablation that removes the module meant to model the planted "
         "effect (IBIM for the behaviour sequence, IUIM for user fields x item, ICIM for context x item); if MIAN's "
-        "modules do what the paper says, the bold cell is the one that loses AUC and the others stay level.", ""])
+        "modules do what the paper says, the bold cell is the one that loses AUC and the others stay level. "
+        + NOT_LEARNED_NOTE, ""])
+
+
+# The arms of experiment=effects (conf/arm/) in the controls table's order, and what each is.
+CONTROL_ARMS = ("din", "dien", "deepfm", "xdeepfm", "mian_additive", "mian_per_position", "mian_bahdanau",
+                "mian_bilinear", "mian_din")
+ARM_LABELS = {**{m: MODEL_LABELS[m] for m in MODELS}, "mian_additive": "MIAN additive (literal)",
+              "mian_per_position": "MIAN per_position", "mian_bahdanau": "MIAN bahdanau",
+              "mian_bilinear": "MIAN bilinear", "mian_din": "MIAN din"}
+# The positive controls the effects experiment runs for each planted effect (conf/experiment/effects.yaml).
+EFFECT_CONTROLS = {"sequence": ("din", "dien", "deepfm"), "user": ("deepfm", "xdeepfm"),
+                   "context": ("deepfm", "xdeepfm")}
+LEARNED_MARGIN = 0.05  # a model learned a planted effect when its test AUC is within this of the oracle's
+
+
+def arm_of(record: pd.Series) -> str:
+    """The conf/arm/ name of an effects run: the baseline's name, `mian_<ablation>`, or `mian_<IBIM reading>`."""
+    if record["model"] != "mian":
+        return str(record["model"])
+    if record["variant"] != "full":
+        return f"mian_{record['variant']}"
+    readings = dict(part.split("=", 1) for part in str(record["reading"]).split())
+    return f"mian_{readings.get('ibim_score', 'additive')}"
+
+
+def controls_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (planted effect, arm) of the effects experiment: test AUC, its gap to the oracle, whether it
+    learned the effect (within LEARNED_MARGIN of the oracle), and for MIAN's readings the change against the
+    ablation that removes the effect's module (does the module, under this reading, matter?)."""
+    runs = records[records["table"] == "effects"].copy()
+    if runs.empty:
+        return pd.DataFrame()
+    runs["arm"] = [arm_of(r) for _, r in runs.iterrows()]
+    rows = []
+    for effect in present_in_order(list(runs["effect"]), EFFECTS):
+        mine = runs[runs["effect"] == effect]
+        oracle = mean_std(mine["oracle_auc"])[0]
+        removed = mine[mine["arm"] == f"mian_{EFFECT_MODULE.get(effect, '')}"]["test_auc"]
+        for arm in present_in_order(list(mine["arm"]), CONTROL_ARMS):
+            if arm not in CONTROL_ARMS:
+                continue
+            cell = mine[mine["arm"] == arm]
+            mean, std, n = mean_std(cell["test_auc"])
+            is_mian = arm.startswith("mian_")
+            t, p = welch(cell["test_auc"], removed) if is_mian else (math.nan, math.nan)
+            rows.append({
+                "effect": effect, "arm": arm, "label": ARM_LABELS.get(arm, arm),
+                "control": arm in EFFECT_CONTROLS.get(effect, ()), "runs": n, "auc_mean": mean, "auc_std": std,
+                "oracle_auc": oracle, "gap_to_oracle": oracle - mean, "learned_effect": oracle - mean <= LEARNED_MARGIN,
+                "diff_vs_module_removed": mean - mean_std(removed)[0] if is_mian else math.nan, "p_vs_module_removed": p,
+                "not_learned_runs": int((cell["learned"] == "false").sum()),
+                **{f"{d}_mean": mean_std(cell[d])[0] for d in ("diag_train_loss_ratio", "diag_ibim_entropy",
+                                                               "diag_ibim_max_weight")},
+            })
+    return pd.DataFrame(rows)
+
+
+def controls_markdown(frame: pd.DataFrame) -> tuple[str, str]:
+    """(the verdict in words for the top of effects.md, the controls table section)."""
+    if frame.empty:
+        return "", ""
+    verdicts, body = [], []
+    for effect in dict.fromkeys(frame["effect"]):
+        mine = frame[frame["effect"] == effect]
+        oracle = float(mine["oracle_auc"].iloc[0])
+        best = mine.loc[mine["auc_mean"].idxmax()]
+        if not mine["learned_effect"].any():
+            verdicts.append(
+                f"**Defect: no model learns the planted {effect} effect.** The best, {best['label']}, reaches test "
+                f"AUC {best['auc_mean']:.4f} against the oracle's {oracle:.4f} (gap {best['gap_to_oracle']:.3f} > "
+                f"{LEARNED_MARGIN}): the generator or the shared protocol keeps this effect from being learned, so "
+                "the ablation rows for it say nothing about MIAN's module.")
+        else:
+            learners = ", ".join(mine[mine["learned_effect"]]["label"])
+            verdicts.append(f"The planted {effect} effect is learnable: within {LEARNED_MARGIN} of the oracle's "
+                            f"test AUC {oracle:.4f}: {learners}.")
+        for _, r in mine.iterrows():
+            auc = f"{fmt(r['auc_mean'], r['auc_std'])} ({int(r['runs'])})"
+            if r["not_learned_runs"]:
+                auc += f" †{int(r['not_learned_runs'])}/{int(r['runs'])}"
+            module = ("–" if math.isnan(r["diff_vs_module_removed"])
+                      else f"{r['diff_vs_module_removed']:+.4f}, p {fmt_p(r['p_vs_module_removed'])}")
+            diag = lambda key, digits=2: ("–" if math.isnan(r[f"{key}_mean"])  # noqa: E731
+                                          else f"{r[f'{key}_mean']:.{digits}f}")
+            body.append([effect, r["label"] + (" (control)" if r["control"] else ""), f"{oracle:.4f}",
+                         f"**{auc}**" if r["learned_effect"] else auc, f"{r['gap_to_oracle']:.4f}", module,
+                         diag("diag_train_loss_ratio", 3), diag("diag_ibim_entropy"), diag("diag_ibim_max_weight")])
+    header = ["planted effect", "model", "oracle AUC", "test AUC", "gap to oracle",
+              "vs its module removed", "train loss ÷ base", "IBIM entropy", "IBIM max weight"]
+    table = "\n".join([
+        "## Positive controls and MIAN's score readings", "",
+        md_table(header, body), "",
+        f"Cells: test AUC mean ± std over seeds (runs); **bold**: within {LEARNED_MARGIN} of the oracle's AUC (the "
+        "model learned the effect). `vs its module removed`: a MIAN reading's AUC minus that of MIAN without the "
+        "module meant for the effect (w/o IBIM for the sequence, w/o IUIM for user x item, w/o ICIM for context x "
+        "item), with Welch's p: does the module, under this reading, matter? The last three columns are the last "
+        "epoch's diagnostics, mean over runs (benchmark/diagnostics.py): the training loss over the base-rate "
+        "entropy (1.0: nothing learned), IBIM's weight entropy over log(history length) (1.0: uniform) and its "
+        "largest weight. Readings: docs/mian.md. " + NOT_LEARNED_NOTE, ""])
+    return "\n\n".join(verdicts) + "\n", table
+
+
+# ----------------------------------------------------------------------------------------------- the readings
+READING_ROWS = (("pre_ln", "additive"), ("pre_ln", "bahdanau"), ("pre_ln", "din"), ("none", "additive"),
+                ("none", "bahdanau"), ("none", "din"))
+
+
+def readings_frame(records: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """MIAN under each reading of Eq. 8 on one dataset (experiment=readings), one row per (encoder, IBIM score):
+    test AUC, the change against the literal `additive` reading with the same encoder, against w/o IBIM (from
+    table3) and against the best baseline of table2, with Welch's p; the last epoch's diagnostics. A literal row
+    the readings sweep did not run comes from the table4 runs of the same encoder (same protocol)."""
+    on = records[records["dataset"] == dataset]
+    readings = on[(on["table"] == "readings") & (on["model"] == "mian") & (on["variant"] == "full")]
+    table4 = literal(on[(on["table"] == "table4") & (on["model"] == "mian")])
+    no_ibim = literal(on[(on["table"] == "table3") & (on["variant"] == "no_ibim")])
+    table2 = literal(on[(on["table"] == "table2") & (on["model"] != "mian")])
+    best_model = max(set(table2["model"]), key=lambda m: mean_std(table2[table2["model"] == m]["test_auc"])[0],
+                     default="")
+    best = table2[table2["model"] == best_model]
+
+    def cell(encoder: str, score: str) -> tuple[pd.DataFrame, str]:
+        tag = "" if score == "additive" else f"ibim_score={score}"
+        mine = readings[(readings["encoder"] == encoder) & (readings["reading"] == tag)]
+        if mine.empty and score == "additive":
+            return table4[table4["encoder"] == encoder], "table4 runs"
+        return mine, "readings runs"
+
+    rows = []
+    for encoder, score in READING_ROWS:
+        runs, source = cell(encoder, score)
+        if runs.empty:
+            continue
+        additive = cell(encoder, "additive")[0]["test_auc"]
+        mean, std, n = mean_std(runs["test_auc"])
+        row: dict[str, Any] = {"dataset": dataset, "encoder": encoder, "ibim_score": score, "source": source,
+                               "runs": n, "auc_mean": mean, "auc_std": std,
+                               "logloss_mean": mean_std(runs["test_logloss"])[0],
+                               "gauc_mean": mean_std(runs["test_gauc"])[0],
+                               "not_learned_runs": int((runs["learned"] == "false").sum())}
+        for name, other in (("additive", additive), ("no_ibim", no_ibim["test_auc"]),
+                            ("best_baseline", best["test_auc"])):
+            row[f"diff_vs_{name}"] = mean - mean_std(other)[0] if len(other) else math.nan
+            row[f"p_vs_{name}"] = welch(runs["test_auc"], other)[1]
+        row["best_baseline"] = best_model
+        row.update({f"{d}_mean": mean_std(runs[d])[0] for d in DIAGNOSTICS})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def readings_markdown(frame: pd.DataFrame, dataset: str, data: str) -> str:
+    label = DATASET_LABELS.get(dataset, dataset)
+    best = MODEL_LABELS.get(str(frame["best_baseline"].iloc[0]), "best baseline") if len(frame) else ""
+    body = []
+    diff = lambda r, key: ("–" if math.isnan(r[f"diff_vs_{key}"])  # noqa: E731
+                           else f"{r[f'diff_vs_{key}']:+.4f}, p {fmt_p(r[f'p_vs_{key}'])}")
+    diag = lambda r, key: "–" if math.isnan(r[f"{key}_mean"]) else f"{r[f'{key}_mean']:.2f}"  # noqa: E731
+    for _, r in frame.iterrows():
+        auc = f"{fmt(r['auc_mean'], r['auc_std'])} ({int(r['runs'])})"
+        if r["not_learned_runs"]:
+            auc += f" †{int(r['not_learned_runs'])}/{int(r['runs'])}"
+        body.append([ENCODER_LABELS.get(r["encoder"], r["encoder"]), r["ibim_score"], r["source"], auc,
+                     f"{r['logloss_mean']:.4f}", "" if r["ibim_score"] == "additive" else diff(r, "additive"),
+                     diff(r, "no_ibim"), diff(r, "best_baseline"), diag(r, "diag_ibim_entropy"),
+                     diag(r, "diag_ibim_max_weight")])
+    header = ["encoder", "IBIM score", "runs from", "test AUC", "Logloss", "vs additive", "vs w/o IBIM",
+              f"vs {best}", "IBIM entropy", "IBIM max weight"]
+    return "\n".join([
+        f"## {label}", "", f"Data: {data}.", "", md_table(header, body), "",
+        "Cells: test AUC mean ± std over seeds (runs), Logloss mean; each `vs` column: the difference in mean test "
+        "AUC and Welch's p against the literal additive reading with the same encoder, against MIAN w/o IBIM "
+        f"(table3 runs; it has no IBIM, so no reading) and against the best baseline of table2 ({best}). The IBIM "
+        "columns are the last epoch's diagnostics (benchmark/diagnostics.py; runs older than them show –): weight "
+        "entropy over log(history length), 1.0 uniform, and the largest weight. " + NOT_LEARNED_NOTE, ""])
 
 
 # ------------------------------------------------------------------------------------------- the efficiency
@@ -796,9 +1032,33 @@ def build_report(data: RunData, out: Path, paper_dir: Path, baseline: str, repor
     if len(used):
         frame = effects_frame(records)
         prov = provenance(used, data.runs, data.source, report_command, int((older["table"] == "effects").sum()))
-        write("effects.md", f"# {TITLES['effects']}\n\n{prov.markdown()}\n"
-              + effects_markdown(frame, " ; ".join(sorted(set(used["data"])))))
+        controls = controls_frame(records)
+        verdict, controls_text = controls_markdown(controls)
+        write("effects.md", f"# {TITLES['effects']}\n\n{verdict}\n{prov.markdown()}\n"
+              + effects_markdown(frame, " ; ".join(sorted(set(used["data"])))) + "\n" + controls_text)
         write("effects.csv", _csv(frame, prov.csv_comment()))
+        if len(controls):
+            write("effects_controls.csv", _csv(controls, prov.csv_comment()))
+
+    used = records[records["table"] == "readings"]
+    if len(used):
+        frames, texts, behind = [], [], []
+        for dataset in ordered(list(used["dataset"]), DATASETS):
+            frame = readings_frame(records, dataset)
+            if frame.empty:
+                continue
+            frames.append(frame)
+            mine = records[(records["dataset"] == dataset) & (
+                (records["table"] == "readings") | ((records["table"] == "table4") & (records["reading"] == ""))
+                | ((records["table"] == "table3") & (records["variant"] == "no_ibim"))
+                | ((records["table"] == "table2") & (records["model"] == frame["best_baseline"].iloc[0])))]
+            behind.append(mine)
+            texts.append(readings_markdown(frame, dataset, " ; ".join(sorted(set(mine["data"])))))
+        if frames:
+            behind_all = pd.concat(behind)
+            prov = provenance(behind_all, data.runs, data.source, report_command)
+            write("readings.md", f"# {TITLES['readings']}\n\n{prov.markdown()}\n" + "\n".join(texts))
+            write("readings.csv", _csv(pd.concat(frames, ignore_index=True), prov.csv_comment()))
 
     prov = provenance(records, data.runs, data.source, report_command, len(older))
     tests = pd.DataFrame(all_tests, columns=["table", "dataset", "metric", "a", "b", "n_a", "n_b", "mean_a",

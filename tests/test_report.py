@@ -234,11 +234,13 @@ def test_paper_numbers_are_the_shared_copy_with_their_source() -> None:
 # ------------------------------------------------------------------- the effects experiment, several stores
 @pytest.fixture(scope="module")
 def effects_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
-    """Four real jobs of `experiment=effects` (user effect only; full MIAN and w/o IUIM; seeds 0 and 1)."""
+    """Eight real jobs of `experiment=effects` (user effect only; full MIAN, w/o IUIM, MIAN under the bahdanau
+    reading and the DeepFM control; seeds 0 and 1)."""
     root = tmp_path_factory.mktemp("effects")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmark", "experiment=effects", "effects=user", "ablation=full,no_iuim",
+        [sys.executable, "-m", "benchmark", "experiment=effects", "effects=user",
+         "arm=mian_additive,mian_no_iuim,mian_bahdanau,deepfm",
          "seed=0,1", *TINY_SYNTHETIC, f"tracking.uri={uri}", f"hydra.sweep.dir={root / 'sweep'}"],
         cwd=PROJECT_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=900,
     )
@@ -256,13 +258,27 @@ def test_effects_report_from_two_stores_compares_each_ablation_with_full(effects
     runs = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("model")]
     assert all(r.data.params["dataset.effects.user"] == "1.0" and r.data.params["dataset.effects.sequence"] == "0.0"
                for r in runs)
-    auc = {v: np.mean([r.data.metrics["test_auc"] for r in runs if r.data.tags["variant"] == v])
+    literal = [r for r in runs if r.data.tags["model"] == "mian" and r.data.tags["ibim_score"] == "additive"]
+    auc = {v: np.mean([r.data.metrics["test_auc"] for r in literal if r.data.tags["variant"] == v])
            for v in ("full", "no_iuim")}
     assert frame.loc["no_iuim", "auc_mean"] == pytest.approx(auc["no_iuim"], rel=1e-5)
     assert frame.loc["no_iuim", "diff_vs_full"] == pytest.approx(auc["no_iuim"] - auc["full"], rel=1e-4, abs=1e-6)
     assert frame.loc["no_iuim", "removes_its_module"] and not frame.loc["full", "removes_its_module"]
     assert frame.loc["full", "runs"] == 2 and 0.5 < frame.loc["full", "oracle_auc"] < 1.0
     assert "| user |" in (out / "effects.md").read_text()
+    # The controls table: every arm once, the control marked, a reading compared with its module removed.
+    controls = read_table(out / "effects_controls.csv").set_index("arm")
+    assert sorted(controls.index) == ["deepfm", "mian_additive", "mian_bahdanau"]
+    assert controls.loc["deepfm", "control"] and not controls.loc["mian_bahdanau", "control"]
+    bahdanau = np.mean([r.data.metrics["test_auc"] for r in runs if r.data.tags.get("ibim_score") == "bahdanau"])
+    assert controls.loc["mian_bahdanau", "auc_mean"] == pytest.approx(bahdanau, rel=1e-5)
+    assert controls.loc["mian_bahdanau", "diff_vs_module_removed"] == pytest.approx(bahdanau - auc["no_iuim"],
+                                                                                    rel=1e-4, abs=1e-6)
+    gap = controls["oracle_auc"] - controls["auc_mean"]
+    assert list(controls["learned_effect"]) == list(gap <= 0.05)
+    top = (out / "effects.md").read_text().split("- **Data**")[0]
+    assert ("Defect: no model learns the planted user effect" in top) == (not controls["learned_effect"].any())
+    assert controls["not_learned_runs"].between(0, 2).all()
     # The other store's runs are reported beside them, untouched.
     table2 = read_table(out / "table2.csv").set_index(["dataset", "model"])
     assert table2.loc[("synthetic", "mian"), "runs"] == 2
