@@ -23,6 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import PROJECT_ROOT
+from benchmark.trainer import L2_SCOPES, WEIGHT_DECAYS
 from models import DEEPCTR_MODELS, NATIVE_MODELS
 from models.mian import E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, POSITIONALS, SCORE_READINGS
 
@@ -125,6 +126,7 @@ RULES: dict[str, Rule] = {
     "seed": integer(0),
     "embedding_dim": integer(1),
     "experiment_name": OPTIONAL_TEXT,
+    "protocol_name": TEXT,
     "tracking.uri": (_tracking_uri, "must be null or a URI such as sqlite:///<abs path>.db or http://host:port"),
     "tracking.experiment": TEXT,
     "tracking.parent_run_id": OPTIONAL_TEXT,
@@ -136,6 +138,8 @@ RULES: dict[str, Rule] = {
     "trainer.betas": ((lambda v: isinstance(v, (list, ListConfig)) and len(v) == 2
                        and all(_is_number(b) and 0 <= b < 1 for b in v)), "must be two numbers in [0, 1)"),
     "trainer.l2": number(0.0),
+    "trainer.l2_scope": choice(*L2_SCOPES),
+    "trainer.weight_decay": choice(*WEIGHT_DECAYS),
     "trainer.device": (_device, "must be auto, cpu, cuda or cuda:N"),
     "trainer.cuda_graph": ON_OFF_AUTO,
     "trainer.amp": choice("none", "bf16"),

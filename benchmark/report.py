@@ -283,7 +283,7 @@ def machine_description(row: pd.Series) -> str:
 # The last epoch's learning diagnostics (benchmark/diagnostics.py) that the readings tables show.
 DIAGNOSTICS = ("diag_train_loss_ratio", "diag_mlp_alive_units", "diag_ibim_entropy", "diag_ibim_max_weight",
                "diag_gim_spread")
-CELL_KEY = ["table", "dataset", "model", "variant", "encoder", "reading", "effect", "seed"]
+CELL_KEY = ["table", "dataset", "model", "variant", "encoder", "reading", "protocol", "effect", "seed"]
 # MIAN's open readings (models/mian.py) as run tags, with the default a run without the tag had.
 READING_TAGS = {"ibim_score": "additive", "field_score": "additive", "e_b_pool": "mean", "positional": "learned"}
 
@@ -295,6 +295,16 @@ def reading_of(row: pd.Series) -> str:
         return ""
     return " ".join(f"{key}={row.get(f'tags.{key}')}" for key, default in READING_TAGS.items()
                     if str(row.get(f"tags.{key}", "") or default) != default)
+
+
+def protocol_tag(row: pd.Series) -> str:
+    """The run's `protocol` tag (benchmark/run.py: the protocol and every knob set apart from it); runs older than
+    the tag ran the shared protocol, with their L2 as logged."""
+    tag = str(row.get("tags.protocol", "") or "")
+    if tag:
+        return tag
+    l2 = pd.to_numeric(row.get("params.trainer.l2", ""), errors="coerce")
+    return "shared" if l2 != l2 or l2 == 1e-3 else f"shared l2={l2:g}"
 
 
 def learned_of(row: pd.Series) -> str:
@@ -329,6 +339,7 @@ def job_records(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         "encoder": _col(jobs, "tags.encoder"), "seed": pd.to_numeric(_col(jobs, "tags.seed"), errors="coerce"),
         "reading": [reading_of(row) for _, row in jobs.iterrows()],
         "learned": [learned_of(row) for _, row in jobs.iterrows()],
+        "protocol": [protocol_tag(row) for _, row in jobs.iterrows()],
         "step_mode": _col(jobs, "tags.step_mode"), "git_commit": _col(jobs, "tags.git_commit"),
         "packages": [p or f"torch=={t}" for p, t in zip(_col(jobs, "tags.packages"), _col(jobs, "tags.torch_version"))],
         "command": _col(jobs, "tags.command"),
@@ -425,9 +436,9 @@ def _test(section: Section, a: Row, b: Row, metric: str) -> dict[str, Any]:
 
 
 def literal(records: pd.DataFrame) -> pd.DataFrame:
-    """The runs of MIAN's literal reading (and every other model's): Tables 2-4 as the paper specifies them;
-    the other readings have tables of their own (readings.md, effects.md)."""
-    return records[records["reading"] == ""]
+    """The runs of MIAN's literal reading (and every other model's) under the shared protocol: Tables 2-4 as the
+    paper specifies them; the other readings and protocols have tables of their own (readings.md, effects.md)."""
+    return records[(records["reading"] == "") & (records["protocol"] == "shared")]
 
 
 def not_learned_mark(runs: pd.DataFrame) -> str:
@@ -754,8 +765,10 @@ def controls_frame(records: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     runs["arm"] = [arm_of(r) for _, r in runs.iterrows()]
     rows = []
-    for effect in present_in_order(list(runs["effect"]), EFFECTS):
-        mine = runs[runs["effect"] == effect]
+    groups = [(protocol, effect) for protocol in ordered(list(runs["protocol"]), ("shared",))
+              for effect in present_in_order(list(runs[runs["protocol"] == protocol]["effect"]), EFFECTS)]
+    for protocol, effect in groups:
+        mine = runs[(runs["effect"] == effect) & (runs["protocol"] == protocol)]
         oracle = mean_std(mine["oracle_auc"])[0]
         removed = mine[mine["arm"] == f"mian_{EFFECT_MODULE.get(effect, '')}"]["test_auc"]
         for arm in present_in_order(list(mine["arm"]), CONTROL_ARMS):
@@ -766,7 +779,7 @@ def controls_frame(records: pd.DataFrame) -> pd.DataFrame:
             is_mian = arm.startswith("mian_")
             t, p = welch(cell["test_auc"], removed) if is_mian else (math.nan, math.nan)
             rows.append({
-                "effect": effect, "arm": arm, "label": ARM_LABELS.get(arm, arm),
+                "protocol": protocol, "effect": effect, "arm": arm, "label": ARM_LABELS.get(arm, arm),
                 "control": arm in EFFECT_CONTROLS.get(effect, ()), "runs": n, "auc_mean": mean, "auc_std": std,
                 "oracle_auc": oracle, "gap_to_oracle": oracle - mean, "learned_effect": oracle - mean <= LEARNED_MARGIN,
                 "diff_vs_module_removed": mean - mean_std(removed)[0] if is_mian else math.nan, "p_vs_module_removed": p,
@@ -782,20 +795,20 @@ def controls_markdown(frame: pd.DataFrame) -> tuple[str, str]:
     if frame.empty:
         return "", ""
     verdicts, body = [], []
-    for effect in dict.fromkeys(frame["effect"]):
-        mine = frame[frame["effect"] == effect]
+    for protocol, effect in dict.fromkeys(zip(frame["protocol"], frame["effect"])):
+        mine = frame[(frame["effect"] == effect) & (frame["protocol"] == protocol)]
         oracle = float(mine["oracle_auc"].iloc[0])
         best = mine.loc[mine["auc_mean"].idxmax()]
         if not mine["learned_effect"].any():
             verdicts.append(
-                f"**Defect: no model learns the planted {effect} effect.** The best, {best['label']}, reaches test "
-                f"AUC {best['auc_mean']:.4f} against the oracle's {oracle:.4f} (gap {best['gap_to_oracle']:.3f} > "
-                f"{LEARNED_MARGIN}): the generator or the shared protocol keeps this effect from being learned, so "
-                "the ablation rows for it say nothing about MIAN's module.")
+                f"**Defect: under the protocol `{protocol}` no model learns the planted {effect} effect.** The best, "
+                f"{best['label']}, reaches test AUC {best['auc_mean']:.4f} against the oracle's {oracle:.4f} (gap "
+                f"{best['gap_to_oracle']:.3f} > {LEARNED_MARGIN}): the generator or this protocol keeps the effect "
+                "from being learned, so the ablation rows for it say nothing about MIAN's module.")
         else:
             learners = ", ".join(mine[mine["learned_effect"]]["label"])
-            verdicts.append(f"The planted {effect} effect is learnable: within {LEARNED_MARGIN} of the oracle's "
-                            f"test AUC {oracle:.4f}: {learners}.")
+            verdicts.append(f"Under the protocol `{protocol}` the planted {effect} effect is learnable: within "
+                            f"{LEARNED_MARGIN} of the oracle's test AUC {oracle:.4f}: {learners}.")
         for _, r in mine.iterrows():
             auc = f"{fmt(r['auc_mean'], r['auc_std'])} ({int(r['runs'])})"
             if r["not_learned_runs"]:
@@ -804,10 +817,10 @@ def controls_markdown(frame: pd.DataFrame) -> tuple[str, str]:
                       else f"{r['diff_vs_module_removed']:+.4f}, p {fmt_p(r['p_vs_module_removed'])}")
             diag = lambda key, digits=2: ("–" if math.isnan(r[f"{key}_mean"])  # noqa: E731
                                           else f"{r[f'{key}_mean']:.{digits}f}")
-            body.append([effect, r["label"] + (" (control)" if r["control"] else ""), f"{oracle:.4f}",
+            body.append([protocol, effect, r["label"] + (" (control)" if r["control"] else ""), f"{oracle:.4f}",
                          f"**{auc}**" if r["learned_effect"] else auc, f"{r['gap_to_oracle']:.4f}", module,
                          diag("diag_train_loss_ratio", 3), diag("diag_ibim_entropy"), diag("diag_ibim_max_weight")])
-    header = ["planted effect", "model", "oracle AUC", "test AUC", "gap to oracle",
+    header = ["protocol", "planted effect", "model", "oracle AUC", "test AUC", "gap to oracle",
               "vs its module removed", "train loss ÷ base", "IBIM entropy", "IBIM max weight"]
     table = "\n".join([
         "## Positive controls and MIAN's score readings", "",
@@ -833,7 +846,8 @@ def readings_frame(records: pd.DataFrame, dataset: str) -> pd.DataFrame:
     table3) and against the best baseline of table2, with Welch's p; the last epoch's diagnostics. A literal row
     the readings sweep did not run comes from the table4 runs of the same encoder (same protocol)."""
     on = records[records["dataset"] == dataset]
-    readings = on[(on["table"] == "readings") & (on["model"] == "mian") & (on["variant"] == "full")]
+    readings = on[(on["table"] == "readings") & (on["model"] == "mian") & (on["variant"] == "full")
+                  & (on["protocol"] == "shared")]
     table4 = literal(on[(on["table"] == "table4") & (on["model"] == "mian")])
     no_ibim = literal(on[(on["table"] == "table3") & (on["variant"] == "no_ibim")])
     table2 = literal(on[(on["table"] == "table2") & (on["model"] != "mian")])

@@ -11,7 +11,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from benchmark import tracking
 from benchmark.checkpoint import JobCheckpoint, open_job_checkpoint
@@ -39,6 +39,30 @@ def seed_everything(seed: int) -> None:
 # MIAN options that tell its runs apart in the tables (tags of every MIAN run), with their defaults.
 MIAN_READING_DEFAULTS = {"encoder": "pre_ln", "ibim_score": "additive", "field_score": "additive",
                          "e_b_pool": "mean", "positional": "learned"}
+
+
+# The protocol knobs a run's `protocol` tag names when they differ from the protocol's own values.
+PROTOCOL_KNOBS = ("l2", "l2_scope", "weight_decay", "max_epochs", "patience")
+
+
+def protocol_of(cfg: DictConfig) -> str:
+    """The protocol's name and every knob set apart from it, e.g. 'shared' or 'shared l2=1e-05 l2_scope=kernels'."""
+    name = str(cfg.get("protocol_name", "shared"))
+    own = protocol_values(name)
+    changed = [f"{key}={cfg.trainer[key]:g}" if isinstance(cfg.trainer[key], float) else f"{key}={cfg.trainer[key]}"
+               for key in PROTOCOL_KNOBS if key in cfg.trainer and cfg.trainer[key] != own.get(key)]
+    return " ".join([name, *changed])
+
+
+def protocol_values(name: str) -> dict[str, Any]:
+    """The trainer knobs of protocol `name` with nothing else overridden: conf/trainer/default.yaml under the
+    protocol file's own `trainer` values (read from the files: this runs inside a Hydra job)."""
+    from benchmark.config import CONF_DIR
+
+    trainer = OmegaConf.load(CONF_DIR / "trainer" / "default.yaml")
+    protocol = OmegaConf.load(CONF_DIR / "protocol" / f"{name}.yaml")
+    merged = OmegaConf.merge(trainer, protocol.get("trainer", {}))
+    return {key: merged.get(key) for key in PROTOCOL_KNOBS}
 
 
 def variant_of(cfg: DictConfig) -> str:
@@ -105,6 +129,7 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
         "seed": str(seed), "git_commit": tracking.git_commit(), "device": device_name(device),
         "torch_version": torch.__version__, "python_version": sys.version.split()[0],
     }
+    tags["protocol"] = protocol_of(cfg)
     if cfg.model.name == "mian":
         tags.update({key: str(cfg.model[key]) for key in MIAN_READING_DEFAULTS})
     parent_run_id = cfg.tracking.parent_run_id or os.environ.get("BENCHMARK_PARENT_RUN_ID")  # benchmark/sweep.py

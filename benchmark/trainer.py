@@ -6,11 +6,14 @@ Batching: the whole dataset lives on the device; each epoch draws a permutation 
 partial batch is filled up with examples from the start of the same permutation (so every example is seen at
 least once per epoch and the step shape is static, which CUDA-graph capture needs).
 
-Loss = mean BCE-with-logits + l2 * Σ‖w‖² over every parameter that is not an nn.Embedding weight (embedding
-tables are left out: a dense L2 gradient on all rows would shrink the rows of items absent from the batch at
-every step) + the model's `extra_loss()` where it has one (DIEN's auxiliary loss). The L2 term is applied
-through its gradient, 2 * l2 * w, as Adam's `weight_decay` on those parameters (the same update, fused into the
-optimiser kernel).
+Loss = mean BCE-with-logits + l2 * Σ‖w‖² over the regularised parameters + the model's `extra_loss()` where it
+has one (DIEN's auxiliary loss). Embedding tables are never regularised (a dense L2 gradient on all rows would
+shrink the rows of items absent from the batch at every step). Which of the other parameters are
+(`trainer.l2_scope`, `regularised_parameters`): `dense`, every one of them (biases, LayerNorm gains and position
+tables included); `kernels`, weight matrices only. How (`trainer.weight_decay`): `coupled`, the L2 term's
+gradient 2 * l2 * w inside Adam (Adam's `weight_decay`, fused into the optimiser kernel; Adam then rescales it
+like any gradient, so a parameter with small data gradients is pulled to zero at about lr per step);
+`decoupled`, AdamW's decay w <- w - lr * 2 * l2 * w, outside Adam's rescaling (Loshchilov & Hutter).
 
 Speed (README "Speed"): the step never synchronises with the host (the loss is summed on the device and read
 once per epoch); on CUDA the whole step (gather, forward, backward, Adam fused and capturable) is captured as
@@ -102,10 +105,27 @@ def _flag(value: Any) -> bool:
     return str(value).lower() == "true"
 
 
+L2_SCOPES = ("dense", "kernels")
+WEIGHT_DECAYS = ("coupled", "decoupled")
+
+
 def dense_parameters(model: nn.Module) -> list[Tensor]:
-    """Parameters that get the L2 penalty: all but embedding tables."""
+    """Every trainable parameter but the embedding tables."""
     embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     return [p for p in model.parameters() if p.requires_grad and id(p) not in embedding_ids]
+
+
+def regularised_parameters(model: nn.Module, scope: str = "dense") -> list[Tensor]:
+    """The parameters that get the L2 penalty: `dense`, all but embedding tables; `kernels`, only the weight
+    matrices among those (two or more dimensions: no biases, LayerNorm gains, PReLU/Dice slopes, and no position
+    tables, which are embeddings by another name)."""
+    if scope not in L2_SCOPES:
+        raise ValueError(f"trainer.l2_scope={scope!r} is not one of {L2_SCOPES}")
+    dense = dense_parameters(model)
+    if scope == "dense":
+        return dense
+    positions = {id(p) for name, p in model.named_parameters() if name.split(".")[-1] == "positions"}
+    return [p for p in dense if p.dim() >= 2 and id(p) not in positions]
 
 
 def epoch_permutation(n: int, batch_size: int, seed: int, epoch: int, device: torch.device) -> Tensor:
@@ -157,8 +177,11 @@ class Trainer:
             raise ValueError(f"dataset {dataset.name!r} has no training samples")
         self.batch_size = int(cfg.batch_size)
         self.steps_per_epoch = math.ceil(self.n_train / self.batch_size)
-        self.dense_params = dense_parameters(model)
+        self.dense_params = regularised_parameters(model, str(cfg.get("l2_scope", "dense")))
         self.l2 = float(cfg.l2)
+        self.weight_decay = str(cfg.get("weight_decay", "coupled"))
+        if self.weight_decay not in WEIGHT_DECAYS:
+            raise ValueError(f"trainer.weight_decay={self.weight_decay!r} is not one of {WEIGHT_DECAYS}")
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16}[str(cfg.amp)]
         # Training batches gather every array but user_id (gAUC only, never a model input: schema.py).
         self.train_keys = [k for k in self.data["train"] if k != "user_id"]
@@ -187,7 +210,8 @@ class Trainer:
                    "weight_decay": 0.0}]
         # fused=True: one kernel for the whole update on CUDA and on CPU (the for-loop default costs about as
         # much as the forward pass of a small CTR model on a CPU); capturable: its step count stays on the device.
-        self.optimizer = torch.optim.Adam(
+        optimizer = torch.optim.AdamW if self.weight_decay == "decoupled" else torch.optim.Adam
+        self.optimizer = optimizer(
             [g for g in groups if g["params"]], lr=float(cfg.lr), betas=(float(cfg.betas[0]), float(cfg.betas[1])),
             capturable=use_graph, fused=True,
         )

@@ -277,7 +277,7 @@ def test_effects_report_from_two_stores_compares_each_ablation_with_full(effects
     gap = controls["oracle_auc"] - controls["auc_mean"]
     assert list(controls["learned_effect"]) == list(gap <= 0.05)
     top = (out / "effects.md").read_text().split("- **Data**")[0]
-    assert ("Defect: no model learns the planted user effect" in top) == (not controls["learned_effect"].any())
+    assert ("no model learns the planted user effect" in top) == (not controls["learned_effect"].any())
     assert controls["not_learned_runs"].between(0, 2).all()
     # The other store's runs are reported beside them, untouched.
     table2 = read_table(out / "table2.csv").set_index(["dataset", "model"])
