@@ -421,6 +421,7 @@ class Section:
     tests: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     compare_to: str = ""  # a row key: extra column with Welch's p of each row against it
+    protocol: str = "shared"
 
     @property
     def measured(self) -> bool:
@@ -431,14 +432,20 @@ def _test(section: Section, a: Row, b: Row, metric: str) -> dict[str, Any]:
     t, p = welch(a.runs[metric], b.runs[metric])
     ma, _, na = mean_std(a.runs[metric])
     mb, _, nb = mean_std(b.runs[metric])
-    return {"table": section.table, "dataset": section.dataset, "metric": metric, "a": a.label, "b": b.label,
+    return {"table": section.table, "dataset": section.dataset, "protocol": section.protocol, "metric": metric, "a": a.label, "b": b.label,
             "n_a": na, "n_b": nb, "mean_a": ma, "mean_b": mb, "diff": ma - mb, "t": t, "p": p}
 
 
-def literal(records: pd.DataFrame) -> pd.DataFrame:
-    """The runs of MIAN's literal reading (and every other model's) under the shared protocol: Tables 2-4 as the
-    paper specifies them; the other readings and protocols have tables of their own (readings.md, effects.md)."""
-    return records[(records["reading"] == "") & (records["protocol"] == "shared")]
+def literal(records: pd.DataFrame, protocol: str = "shared") -> pd.DataFrame:
+    """The runs of MIAN's literal reading (and every other model's) under `protocol`: Tables 2-4 as the paper
+    specifies MIAN, one section per dataset and protocol; the other readings have tables of their own
+    (readings.md, effects.md)."""
+    return records[(records["reading"] == "") & (records["protocol"] == protocol)]
+
+
+def protocols_of(records: pd.DataFrame) -> list[str]:
+    """The protocols the records ran under, `shared` first (and `shared` alone when there are none)."""
+    return present_in_order(list(records["protocol"]), ("shared",)) or ["shared"]
 
 
 def not_learned_mark(runs: pd.DataFrame) -> str:
@@ -460,11 +467,11 @@ def present_in_order(found: list[str], canonical: tuple[str, ...]) -> list[str]:
     return [v for v in ordered(found, canonical) if v in set(found)]
 
 
-def table2_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str) -> Section:
-    runs = literal(records[(records["table"] == "table2") & (records["dataset"] == dataset)])
+def table2_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, protocol: str = "shared") -> Section:
+    runs = literal(records[(records["table"] == "table2") & (records["dataset"] == dataset)], protocol)
     rows = [Row(m, MODEL_LABELS.get(m, m), runs[runs["model"] == m], paper_numbers(paper, "table2", dataset, m),
                 model=m) for m in ordered(list(runs["model"]), MODELS)]
-    section = Section("table2", dataset, rows)
+    section = Section("table2", dataset, rows, protocol=protocol)
     mian = next(r for r in rows if r.key == "mian")
     baselines = [r for r in rows if r.key != "mian" and len(r.runs)]
     if len(mian.runs) and baselines:
@@ -475,8 +482,9 @@ def table2_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str) -> 
     return section
 
 
-def table3_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, baseline: str) -> Section:
-    runs = literal(records[(records["table"] == "table3") & (records["dataset"] == dataset)])
+def table3_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, baseline: str,
+                   protocol: str = "shared") -> Section:
+    runs = literal(records[(records["table"] == "table3") & (records["dataset"] == dataset)], protocol)
     mian = runs[runs["model"] == "mian"]
     rows = [Row(v, ABLATION_LABELS.get(v, v), mian[mian["variant"] == v],
                 paper_numbers(paper, "table3", dataset, "mian", v), model="mian", variant=v)
@@ -485,13 +493,13 @@ def table3_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, bas
     source = "table3 runs"
     if own.empty:
         own = literal(records[(records["table"] == "table2") & (records["dataset"] == dataset)
-                              & (records["model"] == baseline)])
+                              & (records["model"] == baseline)], protocol)
         source = "table2 runs"
     reported = (paper_numbers(paper, "table3", dataset, baseline) or paper_numbers(paper, "table2", dataset, baseline))
     base = Row(baseline, f"{MODEL_LABELS.get(baseline, baseline)} (baseline)", own, reported, model=baseline,
                source=source)
     rows.append(base)
-    section = Section("table3", dataset, rows, compare_to="full")
+    section = Section("table3", dataset, rows, compare_to="full", protocol=protocol)
     full = rows[0]
     if len(full.runs) and len(base.runs):
         section.tests = [_test(section, full, base, m) for m in ("test_auc", "test_logloss")]
@@ -501,13 +509,13 @@ def table3_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, bas
     return section
 
 
-def table4_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str) -> Section:
+def table4_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, protocol: str = "shared") -> Section:
     runs = literal(records[(records["table"] == "table4") & (records["dataset"] == dataset)
-                           & (records["model"] == "mian")])
+                           & (records["model"] == "mian")], protocol)
     rows = [Row(e, ENCODER_LABELS.get(e, e), runs[runs["encoder"] == e],
                 paper_numbers(paper, "table4", dataset, "mian", PAPER_ENCODER.get(e, e)), model="mian", encoder=e)
             for e in ordered(list(runs["encoder"]), ENCODERS)]
-    section = Section("table4", dataset, rows, compare_to="pre_ln")
+    section = Section("table4", dataset, rows, compare_to="pre_ln", protocol=protocol)
     section.tests = [_test(section, rows[0], r, m) for r in rows[1:] for m in ("test_auc", "test_logloss")
                      if len(r.runs) and len(rows[0].runs)]
     return section
@@ -560,7 +568,7 @@ def section_frame(section: Section, command: str) -> pd.DataFrame:
     compare = next((r for r in section.rows if r.key == section.compare_to), None)
     for row in section.rows:
         record: dict[str, Any] = {
-            "table": section.table, "dataset": section.dataset, "row": row.label, "model": row.model,
+            "table": section.table, "dataset": section.dataset, "protocol": section.protocol, "row": row.label, "model": row.model,
             "variant": row.variant, "encoder": row.encoder,
             "status": "measured" if len(row.runs) else "not run here", "runs": len(row.runs),
             "seeds": " ".join(str(int(s)) for s in sorted(row.runs["seed"].dropna())),
@@ -587,6 +595,8 @@ def section_frame(section: Section, command: str) -> pd.DataFrame:
 
 def section_markdown(section: Section, frame: pd.DataFrame, command: str, data: str) -> str:
     title = DATASET_LABELS.get(section.dataset, section.dataset)
+    if section.protocol != "shared":
+        title += f", protocol `{section.protocol}`"
     parts = [f"## {title}", ""]
     paper_dataset = PAPER_DATASET.get(section.dataset)
     has_paper = any(r.paper for r in section.rows)
@@ -684,9 +694,12 @@ def provenance(records: pd.DataFrame, runs: pd.DataFrame, source: str, report_co
 def effects_frame(records: pd.DataFrame) -> pd.DataFrame:
     """One row per (planted effect, variant) of the `effects` experiment: test AUC over seeds, the data's oracle
     AUC, and the change against the full MIAN on the same data with Welch's test."""
-    runs = literal(records[(records["table"] == "effects") & (records["model"] == "mian")])
+    effects = records[(records["table"] == "effects") & (records["model"] == "mian")]
+    cells = [(protocol, effect) for protocol in protocols_of(effects)
+             for effect in present_in_order(list(literal(effects, protocol)["effect"]), EFFECTS)]
     rows = []
-    for effect in present_in_order(list(runs["effect"]), EFFECTS):
+    for protocol, effect in cells:
+        runs = literal(effects, protocol)
         mine = runs[runs["effect"] == effect]
         full = mine[mine["variant"] == "full"]["test_auc"]
         full_mean, oracle = mean_std(full)[0], mean_std(mine["oracle_auc"])[0]
@@ -694,22 +707,22 @@ def effects_frame(records: pd.DataFrame) -> pd.DataFrame:
             cell = mine[mine["variant"] == variant]
             mean, std, n = mean_std(cell["test_auc"])
             t, p = welch(cell["test_auc"], full) if variant != "full" else (math.nan, math.nan)
-            rows.append({"effect": effect, "variant": variant, "removes_its_module": EFFECT_MODULE.get(effect) == variant,
+            rows.append({"protocol": protocol, "effect": effect, "variant": variant, "removes_its_module": EFFECT_MODULE.get(effect) == variant,
                          "runs": n, "auc_mean": mean, "auc_std": std, "logloss_mean": mean_std(cell["test_logloss"])[0],
                          "oracle_auc": oracle,
                          "diff_vs_full": mean - full_mean if variant != "full" else math.nan, "t": t, "p": p,
                          "not_learned_runs": int((cell["learned"] == "false").sum())})
-    return pd.DataFrame(rows, columns=["effect", "variant", "removes_its_module", "runs", "auc_mean", "auc_std",
+    return pd.DataFrame(rows, columns=["protocol", "effect", "variant", "removes_its_module", "runs", "auc_mean", "auc_std",
                                        "logloss_mean", "oracle_auc", "diff_vs_full", "t", "p", "not_learned_runs"])
 
 
 def effects_markdown(frame: pd.DataFrame, data: str) -> str:
     command = "python -m benchmark experiment=effects hydra/launcher=local_parallel"
     body = []
-    for effect in dict.fromkeys(frame["effect"]):
-        mine = frame[frame["effect"] == effect].set_index("variant")
+    for protocol, effect in dict.fromkeys(zip(frame["protocol"], frame["effect"])):
+        mine = frame[(frame["effect"] == effect) & (frame["protocol"] == protocol)].set_index("variant")
         oracle = float(mine["oracle_auc"].iloc[0])
-        cells = [effect, "–" if math.isnan(oracle) else f"{oracle:.4f}"]
+        cells = [protocol, effect, "–" if math.isnan(oracle) else f"{oracle:.4f}"]
         for variant in EFFECT_VARIANTS:
             if variant not in mine.index:
                 cells.append("not run")
@@ -722,7 +735,7 @@ def effects_markdown(frame: pd.DataFrame, data: str) -> str:
                 text += f"; {r['diff_vs_full']:+.4f}, p {fmt_p(r['p'])}"
             cells.append(f"**{text}**" if r["removes_its_module"] else text)
         body.append(cells)
-    header = ["planted effect", "oracle AUC"] + [ABLATION_LABELS[v] for v in EFFECT_VARIANTS]
+    header = ["protocol", "planted effect", "oracle AUC"] + [ABLATION_LABELS[v] for v in EFFECT_VARIANTS]
     return "\n".join([
         "## Synthetic data with one planted effect at a time", "",
         f"Data: {data}.", f"Command: `{command}`.", "",
@@ -1006,13 +1019,15 @@ def build_report(data: RunData, out: Path, paper_dir: Path, baseline: str, repor
             used = pd.concat([used, records[(records["table"] == "table2") & (records["model"] == baseline)]])
         datasets = ordered(list(used["dataset"]), DATASETS)
         sections, frames, texts = [], [], []
-        for dataset in datasets:
+        cells = [(dataset, protocol) for dataset in datasets
+                 for protocol in protocols_of(used[used["dataset"] == dataset])]
+        for dataset, protocol in cells:
             if table == "table2":
-                section = table2_section(records, paper, dataset)
+                section = table2_section(records, paper, dataset, protocol)
             elif table == "table3":
-                section = table3_section(records, paper, dataset, baseline)
+                section = table3_section(records, paper, dataset, baseline, protocol)
             else:
-                section = table4_section(records, paper, dataset)
+                section = table4_section(records, paper, dataset, protocol)
             command = run_command(table, dataset)
             if table == "table3" and section.dataset in AMAZON:
                 command = f"{run_command('table2', dataset)} && {command}"
@@ -1075,7 +1090,7 @@ def build_report(data: RunData, out: Path, paper_dir: Path, baseline: str, repor
             write("readings.csv", _csv(pd.concat(frames, ignore_index=True), prov.csv_comment()))
 
     prov = provenance(records, data.runs, data.source, report_command, len(older))
-    tests = pd.DataFrame(all_tests, columns=["table", "dataset", "metric", "a", "b", "n_a", "n_b", "mean_a",
+    tests = pd.DataFrame(all_tests, columns=["table", "dataset", "protocol", "metric", "a", "b", "n_a", "n_b", "mean_a",
                                              "mean_b", "diff", "t", "p"])
     write("significance.csv", _csv(tests, prov.csv_comment() + "# Welch's t-test (scipy.stats.ttest_ind, "
                                    "equal_var=False) over seeds, two-sided\n"))

@@ -333,3 +333,66 @@ def test_an_unknown_table3_baseline_is_refused(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--table3-baseline", "nosuch", "--out", str(tmp_path)])
     assert exit_info.value.code == 2 and "invalid choice: 'nosuch'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ readings and controls, on hand-made numbers
+def _records(rows: list[dict]) -> pd.DataFrame:
+    """Records as job_records makes them, with only what the readings and controls tables read."""
+    base = {"dataset": "movielens", "model": "mian", "variant": "full", "encoder": "pre_ln", "reading": "",
+            "protocol": "shared", "effect": "", "learned": "true", "test_logloss": 0.6, "test_gauc": 0.7,
+            "oracle_auc": np.nan, "data": "d", **{d: np.nan for d in ("diag_train_loss_ratio", "diag_mlp_alive_units",
+                                                                          "diag_ibim_entropy", "diag_ibim_max_weight",
+                                                                          "diag_gim_spread")}}
+    return pd.DataFrame([{**base, **row} for row in rows])
+
+
+def test_readings_table_compares_each_reading_with_additive_no_ibim_and_the_best_baseline() -> None:
+    from benchmark.report import readings_frame
+
+    rows = []
+    for seed, (additive, din, no_ibim, xdeepfm, deepfm) in enumerate([(0.76, 0.78, 0.75, 0.77, 0.765),
+                                                                      (0.761, 0.781, 0.752, 0.772, 0.766),
+                                                                      (0.759, 0.779, 0.751, 0.771, 0.764)]):
+        rows += [{"table": "table4", "seed": seed, "test_auc": additive},
+                 {"table": "readings", "seed": seed, "test_auc": din, "reading": "ibim_score=din",
+                  "learned": "false" if seed == 0 else "true"},
+                 {"table": "readings", "seed": seed, "test_auc": 0.5, "reading": "ibim_score=din",
+                  "protocol": "shared l2=1e-05"},  # another protocol: not in this table
+                 {"table": "table3", "seed": seed, "test_auc": no_ibim, "variant": "no_ibim"},
+                 {"table": "table2", "seed": seed, "test_auc": xdeepfm, "model": "xdeepfm", "variant": "default"},
+                 {"table": "table2", "seed": seed, "test_auc": deepfm, "model": "deepfm", "variant": "default"}]
+    frame = readings_frame(_records(rows), "movielens").set_index("ibim_score")
+    assert list(frame.index) == ["additive", "din"]
+    assert frame.loc["additive", "source"] == "table4 runs" and frame.loc["din", "source"] == "readings runs"
+    assert frame.loc["din", "auc_mean"] == pytest.approx(0.78)
+    assert frame.loc["din", "diff_vs_additive"] == pytest.approx(0.02)
+    assert frame.loc["din", "diff_vs_no_ibim"] == pytest.approx(0.78 - 0.751)
+    assert frame.loc["din", "best_baseline"] == "xdeepfm"
+    assert frame.loc["din", "diff_vs_best_baseline"] == pytest.approx(0.78 - 0.771)
+    expected = stats.ttest_ind([0.78, 0.781, 0.779], [0.76, 0.761, 0.759], equal_var=False).pvalue
+    assert frame.loc["din", "p_vs_additive"] == pytest.approx(expected)
+    assert frame.loc["din", "not_learned_runs"] == 1 and frame.loc["additive", "not_learned_runs"] == 0
+
+
+def test_controls_table_says_which_effect_is_learnable_and_flags_a_defect() -> None:
+    from benchmark.report import controls_frame, controls_markdown
+
+    rows = []
+    for seed in range(2):
+        common = {"table": "effects", "dataset": "synthetic", "seed": seed, "oracle_auc": 0.72}
+        rows += [{**common, "effect": "sequence", "model": "deepfm", "variant": "default", "test_auc": 0.70},
+                 {**common, "effect": "sequence", "test_auc": 0.49 + 0.01 * seed, "learned": "false"},
+                 {**common, "effect": "sequence", "variant": "no_ibim", "test_auc": 0.49},
+                 {**common, "effect": "sequence", "test_auc": 0.60, "reading": "ibim_score=din field_score=din"},
+                 {**common, "effect": "user", "model": "xdeepfm", "variant": "default", "test_auc": 0.60},
+                 {**common, "effect": "user", "test_auc": 0.62}]
+    frame = controls_frame(_records(rows)).set_index(["effect", "arm"])
+    assert frame.loc[("sequence", "deepfm"), "learned_effect"] and frame.loc[("sequence", "deepfm"), "control"]
+    assert not frame.loc[("sequence", "mian_din"), "learned_effect"]
+    assert frame.loc[("sequence", "mian_din"), "diff_vs_module_removed"] == pytest.approx(0.60 - 0.49)
+    assert frame.loc[("sequence", "mian_additive"), "not_learned_runs"] == 2
+    assert ("sequence", "mian_no_ibim") not in frame.index  # ablations are in the effects table, not here
+    verdict, table = controls_markdown(frame.reset_index())
+    assert "the planted sequence effect is learnable" in verdict and "DeepFM" in verdict
+    assert "Defect: under the protocol `shared` no model learns the planted user effect" in verdict
+    assert "| shared | sequence | MIAN additive (literal) | 0.7200 | 0.4950 ± 0.0071 (2) †2/2 |" in table
