@@ -139,6 +139,7 @@ RULES: dict[str, Rule] = {
                        and all(_is_number(b) and 0 <= b < 1 for b in v)), "must be two numbers in [0, 1)"),
     "trainer.l2": number(0.0),
     "trainer.l2_scope": choice(*L2_SCOPES),
+    "trainer.l2_embedding": number(0.0),
     "trainer.weight_decay": choice(*WEIGHT_DECAYS),
     "trainer.device": (_device, "must be auto, cpu, cuda or cuda:N"),
     "trainer.cuda_graph": ON_OFF_AUTO,

@@ -42,26 +42,29 @@ MIAN_READING_DEFAULTS = {"encoder": "pre_ln", "ibim_score": "additive", "field_s
 
 
 # The protocol knobs a run's `protocol` tag names when they differ from the protocol's own values.
-PROTOCOL_KNOBS = ("l2", "l2_scope", "weight_decay", "max_epochs", "patience")
+PROTOCOL_KNOBS = ("l2", "l2_scope", "l2_embedding", "weight_decay", "max_epochs", "patience")
 
 
 def protocol_of(cfg: DictConfig) -> str:
     """The protocol's name and every knob set apart from it, e.g. 'shared' or 'shared l2=1e-05 l2_scope=kernels'."""
     name = str(cfg.get("protocol_name", "shared"))
-    own = protocol_values(name)
+    own = protocol_values(name, str(cfg.model.name))
     changed = [f"{key}={cfg.trainer[key]:g}" if isinstance(cfg.trainer[key], float) else f"{key}={cfg.trainer[key]}"
                for key in PROTOCOL_KNOBS if key in cfg.trainer and cfg.trainer[key] != own.get(key)]
     return " ".join([name, *changed])
 
 
-def protocol_values(name: str) -> dict[str, Any]:
-    """The trainer knobs of protocol `name` with nothing else overridden: conf/trainer/default.yaml under the
-    protocol file's own `trainer` values (read from the files: this runs inside a Hydra job)."""
+def protocol_values(name: str, model: str) -> dict[str, Any]:
+    """The trainer knobs of protocol `name` for `model` with nothing else overridden: conf/trainer/default.yaml
+    under the `trainer` values of conf/protocol/<name>.yaml and of conf/protocol_model/<name>_<model>.yaml
+    where there is one (read from the files: this runs inside a Hydra job)."""
     from benchmark.config import CONF_DIR
 
-    trainer = OmegaConf.load(CONF_DIR / "trainer" / "default.yaml")
-    protocol = OmegaConf.load(CONF_DIR / "protocol" / f"{name}.yaml")
-    merged = OmegaConf.merge(trainer, protocol.get("trainer", {}))
+    layers = [OmegaConf.load(CONF_DIR / "trainer" / "default.yaml")]
+    for path in (CONF_DIR / "protocol" / f"{name}.yaml", CONF_DIR / "protocol_model" / f"{name}_{model}.yaml"):
+        if path.is_file():
+            layers.append(OmegaConf.load(path).get("trainer", {}))
+    merged = OmegaConf.merge(*layers)
     return {key: merged.get(key) for key in PROTOCOL_KNOBS}
 
 

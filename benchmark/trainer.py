@@ -7,8 +7,9 @@ partial batch is filled up with examples from the start of the same permutation 
 least once per epoch and the step shape is static, which CUDA-graph capture needs).
 
 Loss = mean BCE-with-logits + l2 * Σ‖w‖² over the regularised parameters + the model's `extra_loss()` where it
-has one (DIEN's auxiliary loss). Embedding tables are never regularised (a dense L2 gradient on all rows would
-shrink the rows of items absent from the batch at every step). Which of the other parameters are
+has one (DIEN's auxiliary loss). Embedding tables get `trainer.l2_embedding` (default 0: a dense L2 gradient on
+all rows shrinks the rows of items absent from the batch at every step; DeepCTR-Torch's own default is 1e-5 or
+1e-6 on whole tables, which the library protocol uses). Which of the other parameters are
 (`trainer.l2_scope`, `regularised_parameters`): `dense`, every one of them (biases, LayerNorm gains and position
 tables included); `kernels`, weight matrices only. How (`trainer.weight_decay`): `coupled`, the L2 term's
 gradient 2 * l2 * w inside Adam (Adam's `weight_decay`, fused into the optimiser kernel; Adam then rescales it
@@ -205,9 +206,13 @@ class Trainer:
         # 2 * l2 * w, which weight_decay adds to the gradient inside the (fused) optimiser kernel, instead of
         # ~4 extra kernels per parameter in the forward and backward passes.
         dense_ids = {id(p) for p in self.dense_params}
+        embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+        l2_embedding = float(cfg.get("l2_embedding", 0.0))
         groups = [{"params": self.dense_params, "weight_decay": 2.0 * self.l2},
-                  {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in dense_ids],
-                   "weight_decay": 0.0}]
+                  {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in dense_ids
+                              and id(p) not in embedding_ids], "weight_decay": 0.0},
+                  {"params": [p for p in model.parameters() if p.requires_grad and id(p) in embedding_ids],
+                   "weight_decay": 2.0 * l2_embedding}]
         # fused=True: one kernel for the whole update on CUDA and on CPU (the for-loop default costs about as
         # much as the forward pass of a small CTR model on a CPU); capturable: its step count stays on the device.
         optimizer = torch.optim.AdamW if self.weight_decay == "decoupled" else torch.optim.Adam

@@ -117,3 +117,37 @@ def test_the_protocol_tag_names_each_knob_set_apart_from_the_protocol(compose_cf
     assert protocol_of(compose_cfg()) == "shared"
     cfg = compose_cfg("trainer.l2=1e-5", "trainer.l2_scope=kernels", "trainer.weight_decay=decoupled")
     assert protocol_of(cfg) == "shared l2=1e-05 l2_scope=kernels weight_decay=decoupled"
+
+
+# ------------------------------------------------------------------------------------------ the library protocol
+@pytest.mark.parametrize("name", ["lr", "wide_deep", "dcn", "deepfm", "xdeepfm", "din", "dien"])
+def test_library_protocol_gives_each_baseline_the_librarys_settings(compose_cfg, name: str) -> None:
+    from benchmark.config import validate_config
+
+    cfg = compose_cfg("protocol=library", f"model={name}")
+    validate_config(cfg)
+    assert cfg.protocol_name == "library" and protocol_of(cfg) == "library"
+    assert (cfg.model.dropout, cfg.model.init_std, cfg.trainer.batch_size, cfg.trainer.l2) == (0.0, 1e-4, 256, 0.0)
+    assert cfg.trainer.l2_embedding == (1e-6 if name in ("din", "dien") else 1e-5)
+    if name != "lr":
+        assert len(cfg.model.dnn_hidden_units) == 2 and min(cfg.model.dnn_hidden_units) >= 128
+    # a command-line value still wins over the protocol's, and the tag says so
+    changed = compose_cfg("protocol=library", f"model={name}", "trainer.l2=1e-4")
+    assert changed.trainer.l2 == 1e-4 and protocol_of(changed) == "library l2=0.0001"
+
+
+def test_library_protocol_keeps_mian_at_the_papers_settings(compose_cfg) -> None:
+    library, shared = compose_cfg("protocol=library"), compose_cfg()
+    assert library.model == shared.model and library.trainer == shared.trainer
+    assert protocol_of(library) == "library"
+
+
+def test_embedding_l2_reaches_the_embedding_tables_only(compose_cfg) -> None:
+    cfg = compose_cfg(*TINY_SYNTHETIC, "model=deepfm", "trainer.l2_embedding=1e-5", "trainer.l2=0")
+    dataset = load_dataset(cfg.dataset)
+    model = build_model(cfg.model, cfg.ablation, dataset.schema, 0, torch.device("cpu"))
+    trainer = Trainer(model, dataset, cfg.trainer, 0, torch.device("cpu"))
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    decays = {id(p): g["weight_decay"] for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert embeddings and all(decays[i] == 2e-5 for i in embeddings)
+    assert all(d == 0.0 for i, d in decays.items() if i not in embeddings)
