@@ -42,7 +42,7 @@ PAPER_DIR = Path(__file__).resolve().parent / "paper_results"
 # - `history`: every per-epoch metric of those runs: `run_id`, `key`, `step`, `value`;
 # - `gim`: the GIM weights MIAN runs logged (gim_weights.csv), long form: `run_id`, `example`, `test_index`,
 #   `label`, `prob`, `position`, `name`, `weight`.
-EXPERIMENTS = ("table2", "table3", "table4", "efficiency", "effects", "readings")
+EXPERIMENTS = ("table2", "table3", "table4", "efficiency", "effects", "readings", "sensitivity")
 EPOCH_METRICS = ("train_loss", "val_auc", "val_logloss", "val_gauc", "epoch_time_s")
 EXPORT_FILES = {"runs": "runs.csv", "history": "history.csv", "gim": "gim_weights.csv"}
 HISTORY_COLUMNS = ["run_id", "key", "step", "value"]
@@ -244,7 +244,8 @@ TITLES = {"table2": "Table 2: all models, test AUC / Logloss / gAUC",
           "table4": "Table 4: MIAN's behaviour encoder, test AUC / Logloss / gAUC",
           "efficiency": "Efficiency (Section 4.5): training seconds per epoch",
           "effects": "Does each MIAN module model the effect it is meant to? (synthetic, one planted effect at a time)",
-          "readings": "MIAN under the readings of its attention score (Eq. 8), test AUC"}
+          "readings": "MIAN under the readings of its attention score (Eq. 8), test AUC",
+          "verdict": "Which of the paper's claims hold here? (test AUC, every dataset, protocol and reading)"}
 METRICS = (("test_auc", "AUC", "max"), ("test_logloss", "Logloss", "min"), ("test_gauc", "gAUC", "max"))
 INTERACTIONS = ("R_ibim", "R_iuim", "R_icim")
 EFFECTS = ("sequence", "user", "context")
@@ -1088,6 +1089,15 @@ def build_report(data: RunData, out: Path, paper_dir: Path, baseline: str, repor
             prov = provenance(behind_all, data.runs, data.source, report_command)
             write("readings.md", f"# {TITLES['readings']}\n\n{prov.markdown()}\n" + "\n".join(texts))
             write("readings.csv", _csv(pd.concat(frames, ignore_index=True), prov.csv_comment()))
+
+    from benchmark.verdict import one_per_seed, verdict_frame, verdict_markdown
+
+    used = one_per_seed(records)
+    if len(used):
+        frame = verdict_frame(records)
+        prov = provenance(used, data.runs, data.source, report_command)
+        write("verdict.md", f"# {TITLES['verdict']}\n\n{prov.markdown()}\n{verdict_markdown(frame)}")
+        write("verdict.csv", _csv(frame, prov.csv_comment()))
 
     prov = provenance(records, data.runs, data.source, report_command, len(older))
     tests = pd.DataFrame(all_tests, columns=["table", "dataset", "protocol", "metric", "a", "b", "n_a", "n_b", "mean_a",

@@ -41,13 +41,16 @@ def split(values: str) -> list[str]:
 
 
 def test_experiment_configs_sweep_what_their_table_needs() -> None:
-    assert options("experiment") == ["effects", "efficiency", "readings", "table2", "table3", "table4"]
+    assert options("experiment") == ["effects", "efficiency", "readings", "sensitivity", "table2", "table3", "table4"]
     for name in options("experiment"):
         cfg = compose_hydra(f"experiment={name}")
         assert cfg.experiment_name == name
         assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
         assert cfg.hydra.sweeper.params.seed == ("range(3)" if name in ("effects", "readings") else "range(5)")
         assert "sweep" in cfg.hydra.callbacks
+    sensitivity = compose_hydra("experiment=sensitivity").hydra.sweeper.params
+    assert sorted(split(sensitivity.protocol)) == options("protocol")
+    assert set(split(sensitivity.arm)) <= set(options("arm"))
     params = lambda name: compose_hydra(f"experiment={name}").hydra.sweeper.params  # noqa: E731
     assert sorted(split(params("table2").model)) == options("model")
     assert sorted(split(params("efficiency").model)) == options("model")
@@ -55,7 +58,8 @@ def test_experiment_configs_sweep_what_their_table_needs() -> None:
     assert split(params("table4")["model.encoder"]) == ["pre_ln", "post_ln", "none"]
     assert compose_hydra("experiment=efficiency").trainer.max_epochs == 3
     assert sorted(split(params("effects").effects)) == options("effects") == ["context", "sequence", "user"]
-    assert sorted(split(params("effects").arm)) == options("arm")
+    assert sorted(split(params("effects").arm)) == sorted(set(options("arm")) - {"mian_no_iuim_icim",
+                                                                                   "mian_din_no_iuim_icim"})
     assert split(params("readings")["model.ibim_score"]) == ["additive", "bahdanau", "din"]
 
 
@@ -66,8 +70,10 @@ def test_each_arm_composes_its_model_and_reading(arm: str) -> None:
     if arm.startswith("mian_"):
         assert cfg.model.name == "mian"
         choice = arm.removeprefix("mian_")
-        if choice.startswith("no_"):
-            assert cfg.ablation.name == choice and cfg.model.ibim_score == "additive"
+        if "no_" in choice:  # mian_<ablation> or mian_<reading>_<ablation>
+            reading, _, ablation = choice.partition("no_")
+            assert cfg.ablation.name == f"no_{ablation}"
+            assert cfg.model.ibim_score == (reading.rstrip("_") or "additive")
         else:
             assert cfg.ablation.name == "full" and cfg.model.ibim_score == choice
             assert cfg.model.field_score == ("additive" if choice == "per_position" else choice)
