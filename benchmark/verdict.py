@@ -154,14 +154,18 @@ def verdict_frame(records: pd.DataFrame) -> pd.DataFrame:
         mian = group[group["model"] == "mian"]
         for reading in sorted(set(mian["reading"])) or [""]:
             for claim, c in column_cells(group, reading).items():
+                if claim == "C6" and reading:  # no MIAN in it: one cell per dataset and protocol, in the literal column
+                    c = Comparison(math.nan, math.nan, math.nan, math.nan, 0, 0)
                 rows.append({"claim": claim, "dataset": dataset, "protocol": protocol,
                              "reading": reading or "additive", "effect": c.effect, "ci_low": c.low,
                              "ci_high": c.high, "p": c.p, "runs": c.runs, "not_learned_runs": c.not_learned})
     frame = pd.DataFrame(rows, columns=["claim", "dataset", "protocol", "reading", "effect", "ci_low", "ci_high",
                                         "p", "runs", "not_learned_runs"])
     frame["p_holm"] = holm(list(frame["p"]))
-    frame["verdict"] = [judge(e, p) if not math.isnan(e) else "not run" for e, p in
-                        zip(frame["effect"], frame["p_holm"])]
+    frame["verdict"] = [judge(e, p) if not math.isnan(e) else
+                        ("as in the additive column" if claim == "C6" and reading != "additive" else "not run")
+                        for e, p, claim, reading in zip(frame["effect"], frame["p_holm"], frame["claim"],
+                                                        frame["reading"])]
     return frame
 
 
@@ -177,8 +181,8 @@ def verdict_markdown(frame: pd.DataFrame) -> str:
         cells = []
         for column in columns:
             r = mine.loc[column]
-            if r["verdict"] == "not run":
-                cells.append("not run")
+            if r["verdict"] in ("not run", "as in the additive column"):
+                cells.append(r["verdict"])
                 continue
             interval = "" if math.isnan(r["ci_low"]) else f" [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
             cell = f"**{r['verdict']}** {r['effect']:+.4f}{interval}, p {fmt_p(r['p_holm'])} ({int(r['runs'])} runs)"
@@ -187,7 +191,7 @@ def verdict_markdown(frame: pd.DataFrame) -> str:
             cells.append(cell)
         body.append([f"{claim}: {text}"] + cells)
         counts = mine["verdict"].value_counts()
-        tested = int((mine["verdict"] != "not run").sum())
+        tested = int(mine["verdict"].isin(["holds", "contradicted", "inconclusive"]).sum())
         summary.append(f"- **{claim}** ({text}): holds in {counts.get('holds', 0)}, contradicted in "
                        f"{counts.get('contradicted', 0)}, inconclusive in {counts.get('inconclusive', 0)} of the "
                        f"{tested} columns where it was run.")
@@ -202,4 +206,4 @@ def verdict_markdown(frame: pd.DataFrame) -> str:
         "and C6 hold only if each of their comparisons does (the weakest is shown). `not learned`: runs whose "
         "training loss ended at the base-rate entropy (benchmark/diagnostics.py). Columns: `protocol` is the "
         "run's protocol tag (conf/protocol/, with every knob set apart), the reading is MIAN's `ibim_score` "
-        "(docs/mian.md); claims C6 does not depend on it. Method: benchmark/verdict.py.", ""])
+        "(docs/mian.md); C6 has no MIAN in it, so it stands in the additive column only. Method: benchmark/verdict.py.", ""])

@@ -86,6 +86,18 @@ def test_a_claim_that_holds_under_one_protocol_and_not_another() -> None:
     assert c1.to_dict() == {"library": "inconclusive", "shared": "holds"}
 
 
+def test_c6_stands_once_per_dataset_and_protocol_whatever_the_readings() -> None:
+    records = _records({("mian", "full", "pre_ln"): [0.76, 0.761, 0.759], ("din", "default", ""): [0.70, 0.71, 0.72],
+                        ("deepfm", "default", ""): [0.75, 0.751, 0.749]})
+    din_reading = records[records["model"] == "mian"].assign(reading="ibim_score=din",
+                                                             run_id=lambda f: f["run_id"] + "din")
+    frame = verdict_frame(pd.concat([records, din_reading], ignore_index=True))
+    c6 = frame[frame["claim"] == "C6"].set_index("reading")
+    assert c6.loc["additive", "verdict"] == "not run"  # no DIEN runs: the claim needs both DIN and DIEN
+    assert c6.loc["ibim_score=din", "verdict"] == "as in the additive column"
+    assert math.isnan(c6.loc["ibim_score=din", "p_holm"])
+
+
 @pytest.fixture(scope="module")
 def sensitivity_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny real sweep of experiment=sensitivity: two protocols x two models x two seeds, then the report."""
