@@ -25,12 +25,16 @@ NOT_LEARNED_TOLERANCE = 0.005  # final train loss >= (1 - 0.5%) of the base-rate
 PROBE_ROWS = 1024
 
 
-def base_rate_entropy(labels: Tensor) -> float:
-    """The mean BCE of predicting the positive rate p for every row: -p log p - (1 - p) log(1 - p)."""
-    p = float(labels.float().mean())
+def binary_entropy(p: float) -> float:
+    """-p log p - (1 - p) log(1 - p): the mean BCE of predicting the rate p for every row (0 at p = 0 or 1)."""
     if p <= 0.0 or p >= 1.0:
         return 0.0
     return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+
+def base_rate_entropy(labels: Tensor) -> float:
+    """The loss of a constant prediction at the labels' positive rate."""
+    return binary_entropy(float(labels.float().mean()))
 
 
 def learned(final_train_loss: float, base_entropy: float) -> bool:

@@ -312,7 +312,7 @@ def learned_of(row: pd.Series) -> str:
     """'true' / 'false' (benchmark/diagnostics.py: did the final training loss leave the base-rate entropy?),
     from the run's tag or, for runs older than the tag, from its last train_loss and the training labels'
     positive rate; '' when neither is known."""
-    from benchmark.diagnostics import learned
+    from benchmark.diagnostics import binary_entropy, learned
 
     tag = str(row.get("tags.learned", "") or "")
     if tag:
@@ -322,7 +322,7 @@ def learned_of(row: pd.Series) -> str:
     if base != base:
         rate = pd.to_numeric(row.get("params.data.train_positive_rate", "") or row.get("params.data.positive_rate", ""),
                              errors="coerce")
-        base = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate)) if 0 < rate < 1 else np.nan
+        base = binary_entropy(float(rate)) if 0 < rate < 1 else np.nan
     if loss != loss or base != base:
         return ""
     return str(learned(float(loss), float(base))).lower()
@@ -449,10 +449,13 @@ def protocols_of(records: pd.DataFrame) -> list[str]:
     return present_in_order(list(records["protocol"]), ("shared",)) or ["shared"]
 
 
-def not_learned_mark(runs: pd.DataFrame) -> str:
+def not_learned_suffix(k: int, n: int) -> str:
     """' †k/n' when k of the n runs behind a cell ended at the base-rate entropy (not learned), else ''."""
-    k = int((runs["learned"] == "false").sum())
-    return f" †{k}/{len(runs)}" if k else ""
+    return f" †{int(k)}/{int(n)}" if k else ""
+
+
+def not_learned_mark(runs: pd.DataFrame) -> str:
+    return not_learned_suffix(int((runs["learned"] == "false").sum()), len(runs))
 
 
 NOT_LEARNED_NOTE = ("†k/n: k of the cell's n runs did not learn: their final training loss is within 0.5% of "
@@ -730,8 +733,7 @@ def effects_markdown(frame: pd.DataFrame, data: str) -> str:
                 continue
             r = mine.loc[variant]
             text = f"{fmt(r['auc_mean'], r['auc_std'])} ({int(r['runs'])})"
-            if r["not_learned_runs"]:
-                text += f" †{int(r['not_learned_runs'])}/{int(r['runs'])}"
+            text += not_learned_suffix(r["not_learned_runs"], r["runs"])
             if variant != "full":
                 text += f"; {r['diff_vs_full']:+.4f}, p {fmt_p(r['p'])}"
             cells.append(f"**{text}**" if r["removes_its_module"] else text)
@@ -825,8 +827,7 @@ def controls_markdown(frame: pd.DataFrame) -> tuple[str, str]:
                             f"{LEARNED_MARGIN} of the oracle's test AUC {oracle:.4f}: {learners}.")
         for _, r in mine.iterrows():
             auc = f"{fmt(r['auc_mean'], r['auc_std'])} ({int(r['runs'])})"
-            if r["not_learned_runs"]:
-                auc += f" †{int(r['not_learned_runs'])}/{int(r['runs'])}"
+            auc += not_learned_suffix(r["not_learned_runs"], r["runs"])
             module = ("–" if math.isnan(r["diff_vs_module_removed"])
                       else f"{r['diff_vs_module_removed']:+.4f}, p {fmt_p(r['p_vs_module_removed'])}")
             diag = lambda key, digits=2: ("–" if math.isnan(r[f"{key}_mean"])  # noqa: E731
@@ -907,8 +908,7 @@ def readings_markdown(frame: pd.DataFrame, dataset: str, data: str) -> str:
     diag = lambda r, key: "–" if math.isnan(r[f"{key}_mean"]) else f"{r[f'{key}_mean']:.2f}"  # noqa: E731
     for _, r in frame.iterrows():
         auc = f"{fmt(r['auc_mean'], r['auc_std'])} ({int(r['runs'])})"
-        if r["not_learned_runs"]:
-            auc += f" †{int(r['not_learned_runs'])}/{int(r['runs'])}"
+        auc += not_learned_suffix(r["not_learned_runs"], r["runs"])
         body.append([ENCODER_LABELS.get(r["encoder"], r["encoder"]), r["ibim_score"], r["source"], auc,
                      f"{r['logloss_mean']:.4f}", "" if r["ibim_score"] == "additive" else diff(r, "additive"),
                      diff(r, "no_ibim"), diff(r, "best_baseline"), diag(r, "diag_ibim_entropy"),

@@ -145,9 +145,9 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
         tags["checkpoint_dir"] = str(checkpoint.folder)
     # MIAN's encoder (Table 4) and open readings, where not the default: named in the run and the summary
     chosen = {key: tags[key] for key, default in MIAN_READING_DEFAULTS.items() if tags.get(key, default) != default}
-    encoder_suffix = "".join(f"-{value}" for value in chosen.values())
-    encoder_note = "".join(f", {key.replace('_', ' ')} {value}" for key, value in chosen.items())
-    run_name = f"{cfg.model.name}-{cfg.dataset.name}-{tags['variant']}{encoder_suffix}-seed{seed}"
+    choice_suffix = "".join(f"-{value}" for value in chosen.values())
+    choice_note = "".join(f", {key.replace('_', ' ')} {value}" for key, value in chosen.items())
+    run_name = f"{cfg.model.name}-{cfg.dataset.name}-{tags['variant']}{choice_suffix}-seed{seed}"
 
     with tracking.retrying(mlflow.start_run, experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         try:
@@ -209,7 +209,7 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
     if checkpoint is not None:  # the run is FINISHED: its checkpoint is no longer needed
         checkpoint.discard()
     print(
-        f"{tags['model']} on {tags['dataset']} ({tags['variant']}{encoder_note}, seed {seed}, {tags['device']}): "
+        f"{tags['model']} on {tags['dataset']} ({tags['variant']}{choice_note}, seed {seed}, {tags['device']}): "
         f"test AUC {final['test_auc']:.4f}  logloss {final['test_logloss']:.4f}  gAUC {final['test_gauc']:.4f}  "
         f"best epoch {result.best_epoch}, {final['epoch_time_mean_s']:.2f} s/epoch | run {run.info.run_id} | "
         f"dashboard: {tracking.dashboard_hint(uri)}"

@@ -110,10 +110,15 @@ L2_SCOPES = ("dense", "kernels")
 WEIGHT_DECAYS = ("coupled", "decoupled")
 
 
+def embedding_ids(model: nn.Module) -> set[int]:
+    """The ids of the model's embedding tables (nn.Embedding weights)."""
+    return {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+
+
 def dense_parameters(model: nn.Module) -> list[Tensor]:
     """Every trainable parameter but the embedding tables."""
-    embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    return [p for p in model.parameters() if p.requires_grad and id(p) not in embedding_ids]
+    tables = embedding_ids(model)
+    return [p for p in model.parameters() if p.requires_grad and id(p) not in tables]
 
 
 def regularised_parameters(model: nn.Module, scope: str = "dense") -> list[Tensor]:
@@ -206,12 +211,12 @@ class Trainer:
         # 2 * l2 * w, which weight_decay adds to the gradient inside the (fused) optimiser kernel, instead of
         # ~4 extra kernels per parameter in the forward and backward passes.
         dense_ids = {id(p) for p in self.dense_params}
-        embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+        tables = embedding_ids(model)
         l2_embedding = float(cfg.get("l2_embedding", 0.0))
         groups = [{"params": self.dense_params, "weight_decay": 2.0 * self.l2},
                   {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in dense_ids
-                              and id(p) not in embedding_ids], "weight_decay": 0.0},
-                  {"params": [p for p in model.parameters() if p.requires_grad and id(p) in embedding_ids],
+                              and id(p) not in tables], "weight_decay": 0.0},
+                  {"params": [p for p in model.parameters() if p.requires_grad and id(p) in tables],
                    "weight_decay": 2.0 * l2_embedding}]
         # fused=True: one kernel for the whole update on CUDA and on CPU (the for-loop default costs about as
         # much as the forward pass of a small CTR model on a CPU); capturable: its step count stays on the device.
