@@ -101,11 +101,13 @@ def with_train_rows(dataset: Dataset, rows: int) -> Dataset:
     splits = {"train": {k: v[:rows] for k, v in dataset.splits["train"].items()}}
     for name in ("valid", "test"):
         splits[name] = {k: v[:EVAL_ROWS] for k, v in dataset.splits[name].items()}
-    return Dataset(name=dataset.name, schema=dataset.schema, splits=splits, stats=dict(dataset.stats))
+    return Dataset(name=dataset.name, schema=dataset.schema, splits=splits, sequences=dataset.sequences,
+                   stats=dict(dataset.stats))
 
 
 def fit_inputs(model_cfg: DictConfig, schema: Schema, split: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The dict of column arrays DeepCTR-Torch's fit() takes, with the adapter's column names."""
+    """The dict of column arrays DeepCTR-Torch's fit() takes, with the adapter's column names, from a split in
+    the dense form (`Dataset.dense`)."""
     from models.deepctr_adapter import feature_layout
 
     neg_hist = model_cfg.name == "dien" and bool(model_cfg.use_negsampling)
@@ -142,7 +144,7 @@ def fit_variant(cfg: DictConfig, dataset: Dataset, device: torch.device) -> Vari
 
     net = build_library_net(cfg.model, dataset.schema, device)
     net.compile("adam", "binary_crossentropy")
-    x = fit_inputs(cfg.model, dataset.schema, dataset.splits["train"])
+    x = fit_inputs(cfg.model, dataset.schema, dataset.dense("train"))
     y = dataset.splits["train"]["label"]
     batch_size = int(cfg.trainer.batch_size)
 

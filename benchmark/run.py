@@ -79,15 +79,16 @@ def log_attention_sample(trainer: Trainer, model: torch.nn.Module, count: int = 
     if explain is None or getattr(model, "gim", None) is None:
         return
     test = trainer.data["test"]
-    n = len(test["label"])
+    n = len(test)
     generator = torch.Generator().manual_seed(trainer.seed)
     index = torch.randperm(n, generator=generator)[: min(count, n)].to(trainer.device)
     model.eval()
     with torch.no_grad():
-        out = explain({k: v.index_select(0, index) for k, v in test.items()})
+        batch = test.batch(index)
+        out = explain(batch)
     frame = pd.DataFrame(out["gim"].float().cpu().numpy(), columns=model.gim_names)
     frame.insert(0, "test_index", index.cpu().numpy())
-    frame["label"] = test["label"].index_select(0, index).cpu().numpy()
+    frame["label"] = batch["label"].cpu().numpy()
     frame["prob"] = torch.sigmoid(out["logits"].float()).cpu().numpy()
     tracking.log_text(frame.to_csv(index=False), "gim_weights.csv")
 

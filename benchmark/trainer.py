@@ -38,6 +38,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from benchmark.batches import device_splits, model_inputs
 from benchmark.data.schema import Dataset
 from benchmark.diagnostics import base_rate_entropy, diagnose, probe_index
 from benchmark.metrics import evaluate
@@ -90,15 +91,6 @@ def reset_cuda_rng_after_failed_capture(device: torch.device, seed: int) -> None
             f"the CUDA-graph capture failed and left the CUDA random generator unusable ({error}); "
             "rerun this job with trainer.cuda_graph=false"
         ) from error
-
-
-def to_device(split: dict[str, np.ndarray], device: torch.device) -> dict[str, Tensor]:
-    return {k: torch.as_tensor(v, device=device) for k, v in split.items()}
-
-
-def gather(data: dict[str, Tensor], index: Tensor, keys: list[str] | None = None) -> dict[str, Tensor]:
-    """The rows at `index` of every array (of `keys` only, when given)."""
-    return {k: data[k].index_select(0, index) for k in (data if keys is None else keys)}
 
 
 def _flag(value: Any) -> bool:
@@ -177,8 +169,9 @@ class Trainer:
         self.cfg = cfg
         self.seed = seed
         self.device = device
-        self.data = {name: to_device(split, device) for name, split in dataset.splits.items()}
-        self.n_train = len(dataset.splits["train"]["label"])
+        # The splits on the device in the stored layout; batches hold only what the model reads (batches.py).
+        self.data = device_splits(dataset, model_inputs(model), device)
+        self.n_train = len(self.data["train"])
         if self.n_train == 0:
             raise ValueError(f"dataset {dataset.name!r} has no training samples")
         self.batch_size = int(cfg.batch_size)
@@ -189,11 +182,9 @@ class Trainer:
         if self.weight_decay not in WEIGHT_DECAYS:
             raise ValueError(f"trainer.weight_decay={self.weight_decay!r} is not one of {WEIGHT_DECAYS}")
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16}[str(cfg.amp)]
-        # Training batches gather every array but user_id (gAUC only, never a model input: schema.py).
-        self.train_keys = [k for k in self.data["train"] if k != "user_id"]
         # "Did it learn?" (benchmark/diagnostics.py): a fixed probe batch and the loss of a constant prediction
-        self.probe = gather(self.data["train"], probe_index(self.n_train, seed, device), self.train_keys)
-        self.base_entropy = base_rate_entropy(self.data["train"]["label"])
+        self.probe = self.data["train"].batch(probe_index(self.n_train, seed, device))
+        self.base_entropy = base_rate_entropy(self.data["train"].label)
         self.loss_sum = torch.zeros((), device=device)
         self.steps_run = 0  # optimiser steps taken by this trainer (counted on the host, no sync)
         self._graph: torch.cuda.CUDAGraph | None = None
@@ -257,7 +248,7 @@ class Trainer:
         indexing, a host tensor copied in), which a CUDA graph cannot capture; None when it does not. Leaves no
         trace: random state, buffers (BatchNorm statistics) and gradients are restored."""
         index = torch.arange(self.batch_size, device=self.device) % self.n_train
-        batch = gather(self.data["train"], index, self.train_keys)
+        batch = self.data["train"].batch(index)
         saved_buffers = [b.detach().clone() for b in self.model.buffers()]
         was_training = self.model.training
         previous_mode = torch.cuda.get_sync_debug_mode()
@@ -299,7 +290,7 @@ class Trainer:
     def _step(self, index: Tensor) -> None:
         """One optimiser step on the rows at `index`: gather, forward, backward, Adam, and the data loss added
         to `loss_sum` on the device. No host synchronisation, so the same code runs eager and under capture."""
-        total, data_loss = self._loss(gather(self.data["train"], index, self.train_keys))
+        total, data_loss = self._loss(self.data["train"].batch(index))
         # Gradients set to None: backward writes fresh ones (no zero-fill kernels); under capture they come from
         # the graph's memory pool, and every replay overwrites them.
         self.optimizer.zero_grad(set_to_none=True)
@@ -380,11 +371,10 @@ class Trainer:
         """Click probabilities for a whole split, in large batches."""
         self.model.eval()
         data = self.data[split]
-        n = len(data["label"])
         step = int(self.cfg.eval_batch_size)
         chunks = []
-        for lo in range(0, n, step):
-            batch = {k: v[lo:lo + step] for k, v in data.items()}
+        for lo in range(0, len(data), step):
+            batch = data.rows(lo, lo + step)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                 chunks.append(torch.sigmoid(self.model(batch).float()))
         return torch.cat(chunks).cpu().numpy() if chunks else np.zeros(0, dtype=np.float32)
@@ -392,7 +382,7 @@ class Trainer:
     def evaluate(self, split: str) -> dict[str, float]:
         data = self.data[split]
         probs = self.predict(split)
-        return evaluate(data["label"].cpu().numpy(), probs, data["user_id"].cpu().numpy())
+        return evaluate(data.label.cpu().numpy(), probs, data.arrays["user_id"].cpu().numpy())
 
     # ---- the whole fit ------------------------------------------------------------------------------------
     def fit(self, on_epoch_end: EpochCallback | None = None,

@@ -409,6 +409,8 @@ class DeepCTRModel(nn.Module):
         self.name = name
         self.net = net
         self.plan = plan
+        # the batch keys this model reads (benchmark/batches.py): neg_hist only for DIEN with negative sampling
+        self.inputs = tuple(dict.fromkeys(key for key, _ in plan))
 
     def to_input(self, batch: dict[str, Tensor]) -> Tensor:
         return batch_to_input(batch, self.plan)

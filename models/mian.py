@@ -228,6 +228,8 @@ class GlobalInteraction(nn.Module):
 class MIAN(nn.Module):
     """MIAN over the shared batch dict; `forward` returns logits [B], `explain` also the attention weights."""
 
+    inputs = ("item", "hist", "hist_len", "user", "context")  # the batch keys it reads (benchmark/batches.py)
+
     def __init__(self, schema: Schema, config: MIANConfig) -> None:
         super().__init__()
         if config.encoder not in ENCODERS:

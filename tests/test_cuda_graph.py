@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from benchmark.bench import EQUIVALENCE_RTOL, graph_equivalence, synthetic_rows, with_train_rows
 from benchmark.data import load_dataset
-from benchmark.trainer import Trainer, epoch_permutation, gather
+from benchmark.trainer import Trainer, epoch_permutation
 from conftest import TINY_SYNTHETIC
 from models import build_model
 
@@ -55,7 +55,7 @@ def test_epoch_loss_is_the_mean_of_the_step_losses_at_pre_step_weights(compose_c
     perm = epoch_permutation(twin.n_train, twin.batch_size, twin.seed, 1, device)
     expected = []
     for index in perm.view(twin.steps_per_epoch, twin.batch_size):
-        batch = gather(twin.data["train"], index)
+        batch = twin.data["train"].batch(index)
         with torch.no_grad():
             expected.append(nn.functional.binary_cross_entropy_with_logits(twin.model(batch), batch["label"]).item())
         twin._step(index)
@@ -75,7 +75,7 @@ def test_l2_through_weight_decay_is_the_l2_loss_term(compose_cfg) -> None:
     index = torch.arange(trainer.batch_size) % trainer.n_train
     for _ in range(3):
         trainer._step(index)
-        batch = gather(reference.data["train"], index)
+        batch = reference.data["train"].batch(index)
         loss = nn.functional.binary_cross_entropy_with_logits(reference.model(batch), batch["label"])
         loss = loss + 0.05 * sum(p.pow(2).sum() for p in reference.dense_params)
         optimizer.zero_grad()

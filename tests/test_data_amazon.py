@@ -114,7 +114,7 @@ def test_hand_worked_example(raw: Path, tmp_path: Path) -> None:
                  (3, 3, [6], [2, 9, 9], 400, 100)],
     }
     for split, rows in expected.items():
-        a = ds.splits[split]
+        a = ds.dense(split)
         assert len(a["label"]) == 2 * len(rows)  # one negative per positive
         np.testing.assert_array_equal(a["label"], [1.0, 0.0] * len(rows))
         for r, (user, item, hist, user_f, day, prev_day) in enumerate(rows):
@@ -132,7 +132,7 @@ def test_hand_worked_example(raw: Path, tmp_path: Path) -> None:
 def user_items(ds) -> dict[int, set[int]]:
     """Every item each user reviewed (all splits), from the positives and the full-history test samples."""
     out: dict[int, set[int]] = {}
-    for a in ds.splits.values():
+    for a in map(ds.dense, ds.splits):
         pos = a["label"] == 1
         for u, i in zip(a["user_id"][pos], a["item"][pos, 0]):
             out.setdefault(int(u), set()).add(int(i))
@@ -145,7 +145,7 @@ def test_negatives_are_unseen_items_with_their_categories(raw: Path, tmp_path: P
     ds = load(raw, tmp_path / "cache")
     seen = user_items(ds)
     assert seen == {1: {1, 2, 3}, 2: {1, 2, 4, 5}, 3: {3, 6}}
-    for a in ds.splits.values():
+    for a in map(ds.dense, ds.splits):
         neg = a["label"] == 0
         for u, (i, c) in zip(a["user_id"][neg], a["item"][neg]):
             assert 1 <= i <= 6 and i not in seen[int(u)] and c == ITEM_CATE[int(i)]
@@ -158,8 +158,8 @@ def test_deterministic_and_seeded(raw: Path, tmp_path: Path) -> None:
     a = load(raw, tmp_path / "c1")
     b = load(raw, tmp_path / "c2")
     for split in a.splits:
-        for key in a.splits[split]:
-            np.testing.assert_array_equal(a.splits[split][key], b.splits[split][key])
+        for key in a.dense(split):
+            np.testing.assert_array_equal(a.dense(split)[key], b.dense(split)[key])
     c = load(raw, tmp_path / "c3", negatives=3, seed=5)
     assert len(c.splits["test"]["label"]) == 3 * 4
     np.testing.assert_array_equal(c.splits["test"]["label"], [1, 0, 0, 0] * 3)
@@ -175,14 +175,14 @@ def test_features_use_only_the_past(tmp_path: Path) -> None:
     other = load(write_raw(tmp_path / "r2", reviews=changed), tmp_path / "c2")
     for split in base.splits:
         for key in ("hist", "hist_len", "user", "context", "item", "neg_hist"):
-            np.testing.assert_array_equal(base.splits[split][key], other.splits[split][key])
+            np.testing.assert_array_equal(base.dense(split)[key], other.dense(split)[key])
     # B's last review moves later: B's earlier samples (train, valid) must not change
     changed[6] = ("A2BETA", "B0000005", 5.0, 300)
     later = load(write_raw(tmp_path / "r3", reviews=changed), tmp_path / "c3")
     for split in ("train", "valid"):
         b_rows = base.splits[split]["user_id"] == 2
         for key in ("hist", "hist_len", "user", "context", "item"):
-            np.testing.assert_array_equal(base.splits[split][key][b_rows], later.splits[split][key][b_rows])
+            np.testing.assert_array_equal(base.dense(split)[key][b_rows], later.dense(split)[key][b_rows])
 
 
 def test_review_fast_path_matches_json(tmp_path: Path) -> None:
@@ -190,8 +190,8 @@ def test_review_fast_path_matches_json(tmp_path: Path) -> None:
     a = load(write_raw(tmp_path / "r1"), tmp_path / "c1")
     b = load(write_raw(tmp_path / "r2", sort_keys=True), tmp_path / "c2")
     for split in a.splits:
-        for key in a.splits[split]:
-            np.testing.assert_array_equal(a.splits[split][key], b.splits[split][key])
+        for key in a.dense(split):
+            np.testing.assert_array_equal(a.dense(split)[key], b.dense(split)[key])
 
 
 def test_fast_meta_path_matches_literal_eval(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmark.data.cache import cache_key, load_or_build
-from benchmark.data.schema import ARRAY_KEYS, SPLITS, Dataset, Field, Schema
+from benchmark.data.schema import SEQUENCE_KEYS, SPLIT_KEYS, SPLITS, Dataset, Field, Schema
 
 SCHEMA = Schema((Field("item_id", 10), Field("cate_id", 4)), (Field("u", 3),), (Field("c", 5),), max_len=3)
 
@@ -24,7 +24,7 @@ def tiny_dataset(n: int = 4, fill: int = 1) -> Dataset:
             "user": np.ones((n, 1), dtype=np.int64), "context": np.ones((n, 1), dtype=np.int64),
             "label": np.arange(n, dtype=np.float32) % 2, "user_id": np.arange(n, dtype=np.int64),
         }
-    return Dataset("tiny", SCHEMA, splits, {"rows": n})
+    return Dataset.from_dense("tiny", SCHEMA, splits, {"rows": n})
 
 
 class Builder:
@@ -52,8 +52,10 @@ def test_reuse_and_keys(tmp_path: Path, raw: list[Path]) -> None:
     assert build.calls == 1
     a.validate()
     for s in SPLITS:
-        for key in ARRAY_KEYS:
+        for key in SPLIT_KEYS:
             np.testing.assert_array_equal(a.splits[s][key], b.splits[s][key])
+    for key in SEQUENCE_KEYS:
+        np.testing.assert_array_equal(a.sequences[key], b.sequences[key])
     assert b.schema == SCHEMA and b.stats["rows"] == 4 and b.stats["cache_entry"].startswith("tiny-")
     assert json.loads((tmp_path / "c" / b.stats["cache_entry"] / "stats.json").read_text()) == {"rows": 4}
     b.splits["train"]["item"][0, 0] = 7  # copy-on-write map: writable, the file is untouched
@@ -80,7 +82,7 @@ def test_damaged_entry_is_detected_and_rebuilt(tmp_path: Path, raw: list[Path], 
     build = Builder()
     load_or_build(cache, "tiny", {"k": 1}, raw, build)
     entry = _entry(cache)
-    target = entry / "train.hist.npy"
+    target = entry / "events.hist.npy"
     if damage == "truncate":
         target.write_bytes(target.read_bytes()[:-8])
     elif damage == "flip":
@@ -97,7 +99,7 @@ def test_damaged_entry_is_detected_and_rebuilt(tmp_path: Path, raw: list[Path], 
         ds = load_or_build(cache, "tiny", {"k": 1}, raw, build)
     assert build.calls == 2 and "damaged" in caplog.text
     ds.validate()
-    assert not ds.splits["train"]["hist"].any()
+    assert not ds.dense("train")["hist"].any()
     assert keep.read_text() == "mine"
     assert sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock")) == [entry.name, "unrelated.txt"]
 
@@ -156,4 +158,4 @@ def test_entry_is_renamed_into_place(tmp_path: Path, raw: list[Path], monkeypatc
     load_or_build(tmp_path / "c", "tiny", {"k": 1}, raw, Builder())
     ((src, dst, files),) = renames
     assert src.startswith(".tmp-tiny-") and dst.startswith("tiny-") and "meta.json" in files
-    assert len([f for f in files if f.endswith(".npy")]) == len(SPLITS) * len(ARRAY_KEYS)
+    assert len([f for f in files if f.endswith(".npy")]) == len(SPLITS) * len(SPLIT_KEYS) + len(SEQUENCE_KEYS)

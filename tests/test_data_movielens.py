@@ -77,7 +77,7 @@ def test_hand_worked_example(tmp_path: Path) -> None:
     for u, m, _, _ in RATINGS:
         rated.setdefault(user_index[u], set()).add(ITEM[m][0])
     for split, rows in expected.items():
-        a = ds.splits[split]
+        a = ds.dense(split)
         assert len(a["label"]) == len(rows)
         for n, (user, movie, label, hist, ts, gap) in enumerate(rows):
             assert a["user_id"][n] == user_index[user] and a["label"][n] == label
@@ -96,13 +96,13 @@ def test_gzip_ratings_give_the_same_arrays(tmp_path: Path) -> None:
     a = load_dataset(cfg_for(write_raw(tmp_path / "a")), tmp_path / "ca")
     b = load_dataset(cfg_for(write_raw(tmp_path / "b", gz=True)), tmp_path / "cb")
     for split in a.splits:
-        for key in a.splits[split]:
-            np.testing.assert_array_equal(a.splits[split][key], b.splits[split][key])
+        for key in a.dense(split):
+            np.testing.assert_array_equal(a.dense(split)[key], b.dense(split)[key])
 
 
 def test_history_all_option(tmp_path: Path) -> None:
     ds = load_dataset(cfg_for(write_raw(tmp_path / "raw"), history="all"), tmp_path / "cache")
-    test = ds.splits["test"]
+    test = ds.dense("test")
     np.testing.assert_array_equal(test["hist_len"], [4, 2])  # user 1: m1, m2, m3, m9; user 2: m5, m1
     np.testing.assert_array_equal(test["hist"][0, :4, 0], [1, 2, 3, 7])
 
@@ -144,7 +144,7 @@ def test_real_ml1m_part(tmp_path: Path) -> None:
     # every movie a user rated appears as a sample's item: neg_hist must avoid all of them
     keys = np.concatenate([a["user_id"] * 10_000 + a["item"][:, 0] for a in ds.splits.values()])
     keys = np.unique(keys)
-    a = ds.splits["test"]
+    a = ds.dense("test")
     mask = np.arange(ds.schema.max_len)[None, :] < a["hist_len"][:, None]
     neg = (a["user_id"][:, None] * 10_000 + a["neg_hist"][:, :, 0])[mask]
     assert mask.sum() > 10_000 and not np.isin(neg, keys).any()

@@ -426,8 +426,7 @@ def test_a_killed_preprocessing_run_leaves_no_readable_cache_entry(tmp_path: Pat
 
     def build(writer) -> None:
         built.append(True)
-        writer.write_dataset(Dataset(name="toy", schema=schema, splits={s: split for s in ("train", "valid", "test")},
-                                     stats={}))
+        writer.write_dataset(Dataset.from_dense("toy", schema, {s: split for s in ("train", "valid", "test")}))
 
     dataset = load_or_build(cache, "toy", {"v": 1}, [], build)
     assert built == [True], "the later run rebuilt the entry instead of reading the killed build's files"

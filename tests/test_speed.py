@@ -36,7 +36,7 @@ def test_fit_inputs_feed_every_column_of_the_library_model(compose_cfg) -> None:
     dataset = bench.with_train_rows(bench.synthetic_rows(40), 40)
     for model in ("din", "dien", "xdeepfm"):
         cfg = compose_cfg(f"model={model}")
-        x = bench.fit_inputs(cfg.model, dataset.schema, dataset.splits["train"])
+        x = bench.fit_inputs(cfg.model, dataset.schema, dataset.dense("train"))
         net = build_library_net(cfg.model, dataset.schema, torch.device("cpu"))
         assert set(x) == set(net.feature_index)
         assert all(len(v) == 40 for v in x.values())

@@ -21,7 +21,7 @@ def small(**changes: object):
 def test_same_seed_same_data_other_seed_other_data() -> None:
     a, b, c = small(), small(), small(seed=1)
     for key in ("item", "hist", "label"):
-        assert np.array_equal(a.splits["train"][key], b.splits["train"][key])
+        assert np.array_equal(a.dense("train")[key], b.dense("train")[key])
     assert not np.array_equal(a.splits["train"]["label"], c.splits["train"]["label"])
 
 
@@ -40,7 +40,7 @@ def test_inactive_users_have_short_or_empty_histories() -> None:
 
 def test_unrelated_candidates_share_no_category_with_the_history() -> None:
     d = small(unrelated_fraction=1.0, stream_focus=1.0)
-    a = d.splits["train"]
+    a = d.dense("train")
     valid = np.arange(a["hist"].shape[1])[None, :] < a["hist_len"][:, None]
     same = (a["hist"][:, :, 1] == a["item"][:, 1:2]) & valid
     # focused streams leave unseen categories for every user, so every candidate is unrelated

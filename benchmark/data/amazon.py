@@ -29,7 +29,7 @@ import numpy as np
 from benchmark.data.cache import CacheWriter, load_or_build
 from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, index_ids, log2_bucket, option,
                                    read_blocks, read_lines, resolve_raw_dir, sample_unseen, split_block,
-                                   time_parts, user_positions, write_split)
+                                   time_parts, user_positions, write_sequences, write_split)
 from benchmark.data.download import ensure_raw_files
 from benchmark.data.errors import BadLines, DataError
 from benchmark.data.schema import Dataset, Field, Schema
@@ -381,6 +381,8 @@ def build(writer: CacheWriter, opts: AmazonOptions, reviews_path: Path, meta_pat
     per_event = {"user": user_f, "context": context_f, "user_id": user, "hist_end": np.arange(n_events),
                  "hist_len": np.minimum(pos, opts.max_len)}
     split_of = np.where(pos == count - 1, 2, np.where(pos == count - 2, 1, 0))[positives]
+    write_sequences(writer, seq_item, seq_neg)
+    del seq_item, seq_neg
     for s, split in enumerate(("train", "valid", "test")):
         rows = np.flatnonzero(split_of == s)
         ev = positives[rows]
@@ -391,7 +393,7 @@ def build(writer: CacheWriter, opts: AmazonOptions, reviews_path: Path, meta_pat
         label = np.zeros((len(ev), 1 + k), dtype=np.float32)
         label[:, 0] = 1.0
         write_split(writer, split, np.repeat(ev, 1 + k), np.stack([cand, item_cate[cand]], axis=1),
-                    label.reshape(-1), per_event, seq_item, seq_neg, opts.max_len)
+                    label.reshape(-1), per_event)
         stats[f"{split}_samples"] = len(ev) * (1 + k)
         stats[f"{split}_positives"] = len(ev)
 

@@ -1,10 +1,11 @@
 """Atomic on-disk cache of preprocessed datasets.
 
-An entry is a folder `<cache_dir>/<name>-<key>/` holding one `.npy` file per array (`<split>.<key>.npy`),
-`stats.json`, and `meta.json` (schema, stats, the key config, raw-file fingerprints and, per array, its
-shape, dtype, file size and CRC-32). `key` hashes the preprocessing config (which must include the
-pipeline's version constant) and the raw files' names, sizes and modification times, so a changed knob or
-a changed raw file never reads a stale entry; the raw folder's spelling is not part of the key.
+An entry is a folder `<cache_dir>/<name>-<key>/` holding one `.npy` file per array (`<split>.<key>.npy`, and
+`events.<key>.npy` for the behaviour sequences stored once: schema.py), `stats.json`, and `meta.json` (schema, stats, the key config, raw-file fingerprints and, per array, its
+shape, dtype, file size and CRC-32). `key` hashes the layout's version (FORMAT_VERSION), the preprocessing
+config (which must include the pipeline's version constant) and the raw files' names, sizes and modification
+times, so a changed layout, knob or raw file never reads a stale entry (an entry of an older layout keeps its
+folder, untouched, and is simply never read); the raw folder's spelling is not part of the key.
 
 Entries are written into a temporary folder beside the final one and renamed into place, so a crash
 never leaves a half-written entry under the final name. One `.npy` per array (instead of one `.npz`)
@@ -28,12 +29,14 @@ import numpy as np
 
 from benchmark.data.errors import DataError
 from benchmark.io import file_lock
-from benchmark.data.schema import ARRAY_KEYS, SPLITS, Dataset, Schema
+from benchmark.data.schema import SEQUENCE_KEYS, SPLIT_KEYS, SPLITS, Dataset, Schema
 
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+# 1: dense [N, T, Fi] int64 histories per sample; 2: histories stored once as int32 sequences (schema.py)
+FORMAT_VERSION = 2
+EVENTS = "events"  # the pseudo-split of the sequence arrays in file and array names
 _CHUNK = 1 << 24
 
 
@@ -51,8 +54,10 @@ def fingerprint(raw_files: Sequence[Path]) -> list[dict[str, Any]]:
 
 
 def cache_key(key_config: dict[str, Any], raw_files: Sequence[Path]) -> str:
-    """16 hex digits of SHA-256 over the config (sorted JSON) and the raw files' fingerprints."""
-    blob = json.dumps({"config": key_config, "raw": fingerprint(raw_files)}, sort_keys=True, default=str)
+    """16 hex digits of SHA-256 over the layout's version, the config (sorted JSON) and the raw files'
+    fingerprints."""
+    blob = json.dumps({"format": FORMAT_VERSION, "config": key_config, "raw": fingerprint(raw_files)},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -115,9 +120,15 @@ class CacheWriter:
         sink.write(array)
         sink.close()
 
+    def add_sequence(self, key: str, array: np.ndarray) -> None:
+        """One of the dataset's behaviour sequences (schema.SEQUENCE_KEYS), written once for all splits."""
+        self.add_array(EVENTS, key, array)
+
     def write_dataset(self, dataset: Dataset) -> None:
         """Convenience for small builders that produce a whole `Dataset` in memory."""
         self.name, self.schema, self.stats = dataset.name, dataset.schema, dict(dataset.stats)
+        for key, array in dataset.sequences.items():
+            self.add_sequence(key, array)
         for split, arrays in dataset.splits.items():
             for key, array in arrays.items():
                 self.add_array(split, key, array)
@@ -132,7 +143,8 @@ class CacheWriter:
                 "file": sink.path.name, "shape": list(sink.shape), "dtype": sink.dtype.str,
                 "bytes": sink.path.stat().st_size, "crc32": sink.crc,
             }
-        missing = [f"{s}/{k}" for s in SPLITS for k in ARRAY_KEYS if f"{s}/{k}" not in arrays]
+        expected = [f"{s}/{k}" for s in SPLITS for k in SPLIT_KEYS] + [f"{EVENTS}/{k}" for k in SEQUENCE_KEYS]
+        missing = [name for name in expected if name not in arrays]
         if missing:
             raise ValueError(f"the build function did not write arrays {missing}")
         meta = dict(entry_meta, name=self.name, schema=self.schema.to_dict(), stats=self.stats, arrays=arrays)
@@ -150,6 +162,7 @@ def _read_entry(folder: Path, key: str, mmap: bool, verify: bool = True) -> Data
     if meta.get("format") != FORMAT_VERSION or meta.get("key") != key:
         raise CorruptEntry("meta.json does not match this cache key or format")
     splits: dict[str, dict[str, np.ndarray]] = {s: {} for s in SPLITS}
+    sequences: dict[str, np.ndarray] = {}
     try:
         for name, info in meta["arrays"].items():
             split, array_key = name.split("/")
@@ -161,14 +174,14 @@ def _read_entry(folder: Path, key: str, mmap: bool, verify: bool = True) -> Data
             array = np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)
             if list(array.shape) != info["shape"] or array.dtype.str != info["dtype"]:
                 raise CorruptEntry(f"{info['file']} has shape {array.shape}/{array.dtype}, meta says {info}")
-            splits[split][array_key] = array
+            (sequences if split == EVENTS else splits[split])[array_key] = array
         schema = Schema.from_dict(meta["schema"])
     except CorruptEntry:
         raise
     except (KeyError, TypeError, ValueError, OSError) as exc:
         raise CorruptEntry(f"unreadable ({type(exc).__name__}: {exc})") from exc
     stats = dict(meta.get("stats", {}), cache_entry=folder.name)
-    return Dataset(name=meta["name"], schema=schema, splits=splits, stats=stats)
+    return Dataset(name=meta["name"], schema=schema, splits=splits, sequences=sequences, stats=stats)
 
 
 def _remove(folder: Path) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from benchmark import PROJECT_ROOT
 from benchmark.data.cache import CacheWriter
 from benchmark.data.errors import DataError
+from benchmark.data.schema import as_int32
 
 log = logging.getLogger(__name__)
 
@@ -255,49 +256,23 @@ def sample_unseen(rng: np.random.Generator, users: np.ndarray, n_items: int, see
 
 
 # ---------------------------------------------------------------------------------------------- writing
+def write_sequences(writer: CacheWriter, seq_item: np.ndarray, seq_neg: np.ndarray) -> None:
+    """The dataset's behaviour sequences, stored once (schema.py): `seq_item` and its aligned negatives."""
+    writer.add_sequence("hist", as_int32(seq_item, "the behaviour sequence"))
+    writer.add_sequence("neg_hist", as_int32(seq_neg, "the negative behaviour sequence"))
+
+
 def write_split(writer: CacheWriter, split: str, event: np.ndarray, item: np.ndarray, label: np.ndarray,
-                per_event: dict[str, np.ndarray], seq_item: np.ndarray, seq_neg: np.ndarray, max_len: int,
-                chunk: int = 1 << 16) -> None:
-    """Stream one split's arrays into the cache.
+                per_event: dict[str, np.ndarray]) -> None:
+    """One split's per-sample arrays, as int32 (schema.py).
 
     `event[n]` indexes the per-event arrays (`user`, `context`, `user_id`, `hist_end`, `hist_len`) for sample n;
-    the history of sample n is `seq_item[hist_end - hist_len : hist_end]` (oldest first, right-padded) and its
-    negative behaviours are the same rows of `seq_neg`.
+    the history of sample n is rows `hist_end - hist_len : hist_end` of the sequences (`write_sequences`).
     """
-    n, fi, t = len(event), item.shape[1], max_len
-    sinks = {
-        "item": writer.open_array(split, "item", (n, fi), np.int64),
-        "hist": writer.open_array(split, "hist", (n, t, fi), np.int64),
-        "neg_hist": writer.open_array(split, "neg_hist", (n, t, fi), np.int64),
-        "hist_len": writer.open_array(split, "hist_len", (n,), np.int64),
-        "user": writer.open_array(split, "user", (n, per_event["user"].shape[1]), np.int64),
-        "context": writer.open_array(split, "context", (n, per_event["context"].shape[1]), np.int64),
-        "label": writer.open_array(split, "label", (n,), np.float32),
-        "user_id": writer.open_array(split, "user_id", (n,), np.int64),
-    }
-    steps = np.arange(t)
-    # one zero row appended to each behaviour array: padding positions gather it, no masking needed. Rows are
-    # viewed as single opaque elements so that np.take copies whole rows (several times faster than fancy
-    # indexing of a 2-D array).
-    row = np.dtype((np.void, 8 * fi))
-    rows = {key: np.ascontiguousarray(np.concatenate([seq, np.zeros((1, fi), dtype=np.int64)]),
-                                      dtype=np.int64).view(row).ravel()
-            for key, seq in (("hist", seq_item), ("neg_hist", seq_neg))}
-    pad = len(seq_item)
-    for a in range(0, n, chunk):
-        ev = event[a:a + chunk]
-        length = per_event["hist_len"][ev]
-        end = per_event["hist_end"][ev]
-        idx = np.where(steps[None, :] < length[:, None], (end - length)[:, None] + steps[None, :], pad)
-        for key in ("hist", "neg_hist"):
-            sinks[key].write(np.take(rows[key], idx).view(np.int64).reshape(len(ev), t, fi))
-        sinks["item"].write(item[a:a + chunk])
-        sinks["label"].write(label[a:a + chunk])
-        sinks["hist_len"].write(length)
-        for key in ("user", "context", "user_id"):
-            sinks[key].write(per_event[key][ev])
-    for sink in sinks.values():
-        sink.close()
+    writer.add_array(split, "item", as_int32(item, f"{split}/item"))
+    writer.add_array(split, "label", np.asarray(label, dtype=np.float32))
+    for key in ("hist_end", "hist_len", "user", "context", "user_id"):
+        writer.add_array(split, key, as_int32(per_event[key][event], f"{split}/{key}"))
 
 
 def format_table(rows: list[tuple[str, Any, Any]], title: str, reference: str = "paper") -> str:

@@ -24,7 +24,7 @@ import numpy as np
 from benchmark.data.cache import CacheWriter, load_or_build
 from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, log2_bucket, option, rank_ids,
                                    read_blocks, read_lines, resolve_raw_dir, sample_unseen, split_block, time_parts,
-                                   user_positions, write_split)
+                                   user_positions, write_sequences, write_split)
 from benchmark.data.download import ensure_raw_files
 from benchmark.data.errors import BadLines, DataError
 from benchmark.data.schema import Dataset, Field, Schema
@@ -251,10 +251,10 @@ def build(writer: CacheWriter, opts: MovieLensOptions, ratings_path: Path, users
     n_valid = np.where(big, np.maximum(1, np.floor(opts.valid_fraction * count + 0.5)), 0).astype(np.int64)
     from_end = count - 1 - pos
     split_of = np.where(from_end < n_test, 2, np.where(from_end < n_test + n_valid, 1, 0))
+    write_sequences(writer, seq_item, seq_neg)
     for s, split in enumerate(("train", "valid", "test")):
         ev = np.flatnonzero(split_of == s)
-        write_split(writer, split, ev, item_fields[movie[ev]], label[ev], per_event, seq_item, seq_neg,
-                    opts.max_len)
+        write_split(writer, split, ev, item_fields[movie[ev]], label[ev], per_event)
         stats[f"{split}_samples"] = len(ev)
         stats[f"{split}_positive_rate"] = round(float(label[ev].mean()), 4) if len(ev) else 0.0
 

@@ -142,7 +142,7 @@ def generate(cfg: DictConfig) -> Dataset:
         "empty_history_share": float((arrays["hist_len"] == 0).mean()),
         "oracle_test_auc": float(roc_auc_score(label[test], prob[test])),
     }
-    return Dataset(name=str(cfg.name), schema=schema, splits=splits, stats=stats)
+    return Dataset.from_dense(str(cfg.name), schema, splits, stats)
 
 
 def load(cfg: DictConfig, cache_dir: Path) -> Dataset:
