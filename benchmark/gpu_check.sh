@@ -8,8 +8,8 @@
 #              the report leaves it out; the sweeps are seed-major, so whole seeds finish first).
 #   3. tests   the CUDA tests (tests/test_cuda_graph.py), beside the tables.
 # Results: $OUT (else results/efficiency/): <machine>.md/.csv from the benchmark, the logs, and runs.tar.gz (the
-# stores, their artifacts and the Hydra job logs; unpack it at / on the machine that makes the report, since the
-# stores name their artifact folder by absolute path).
+# stores, their artifacts and the Hydra job logs, at the archive's root: commit it as results/runs/<name>/runs.tar.gz,
+# add its stores to results/runs/stores.txt and report with --stores results/runs; nothing to unpack).
 #
 # On the machine that has ../shared (once): the wheels the GPU image lacks and the MovieLens files
 #   mkdir -p .whl .mldata && cp ../shared/device-wheels/*.whl .whl/ && cp ../shared/data/ml-1m-part/* .mldata/
@@ -110,6 +110,6 @@ EOF
     done
     echo quit | nvidia-cuda-mps-control 2>/dev/null
     cp -r multirun "$RUNS_DIR/hydra-multirun" 2>>"$LOG"
-    tar czf "$OUT_DIR/runs.tar.gz" -C / "${RUNS_DIR#/}" 2>>"$LOG"
+    tar czf "$OUT_DIR/runs.tar.gz" -C "$RUNS_DIR" . 2>>"$LOG"
 fi
 say "done"

@@ -1,6 +1,7 @@
 """`python -m benchmark.report`: regenerate results/ (Tables 2-4, efficiency, Figures 5-6) from MLflow alone.
 
     python -m benchmark.report [--tracking-uri URI] [--out results] [--table3-baseline dien]
+    python -m benchmark.report --stores results/runs --table3-baseline xdeepfm   # the committed tables
     python -m benchmark.report --from-export results/export      # the same files, from the committed export
 
 It reads the FINISHED runs of the experiment configs (param `experiment_name`: table2, table3, table4,
@@ -109,12 +110,17 @@ def gim_long(run_id: str, text: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=GIM_COLUMNS)
 
 
-def read_mlflow(uri: str) -> RunData:
-    """Every FINISHED run of an experiment config in the store at `uri`, with its sweep parent."""
+def read_mlflow(uri: str, place: str | None = None, artifacts: Path | None = None) -> RunData:
+    """Every FINISHED run of an experiment config in the store at `uri`, with its sweep parent. `place` names
+    the store in the results (default: its file, relative to the project when inside it; else `uri`);
+    `artifacts` is the folder its artifact paths resolve against when they are not where they were written
+    (an extracted archive, benchmark/stores.py). Paths in the runs' params and tags are made portable."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from benchmark.stores import artifact_file, portable_runs, repo_place
     from benchmark.tracking import sqlite_path
 
     db = sqlite_path(uri)
+    store = place or (repo_place(db) if db is not None else None)
     if db is not None and not db.is_file():
         # opening it would create an empty store: a mistyped path must not leave a file behind
         raise ValueError(f"there is no MLflow store at {uri} (no such file): check --tracking-uri")
@@ -133,6 +139,7 @@ def read_mlflow(uri: str) -> RunData:
     parent_ids = frame.loc[is_job, "tags.mlflow.parentRunId"] if "tags.mlflow.parentRunId" in frame else []
     parents = set(pd.Series(parent_ids, dtype=object).dropna())
     frame = frame[is_job | frame["run_id"].isin(parents)]
+    artifact_uris = dict(zip(frame["run_id"], frame["artifact_uri"])) if "artifact_uri" in frame else {}
     frame = frame.drop(columns=[c for c in ("artifact_uri", "end_time", "experiment_id") if c in frame.columns])
     frame["start_time"] = frame["start_time"].map(
         lambda t: t.isoformat(timespec="microseconds") if hasattr(t, "isoformat") else str(t))
@@ -146,13 +153,20 @@ def read_mlflow(uri: str) -> RunData:
                         for m in client.get_metric_history(run_id, key)]
         if model == "mian":
             try:
-                text = mlflow.artifacts.load_text(f"runs:/{run_id}/gim_weights.csv")
+                if artifacts is None:
+                    text = mlflow.artifacts.load_text(f"runs:/{run_id}/gim_weights.csv")
+                else:
+                    path = artifact_file(str(artifact_uris.get(run_id, "")), artifacts, "gim_weights.csv")
+                    if path is None:
+                        continue
+                    text = path.read_text()
             except Exception:  # noqa: BLE001 - no GIM (ablation no_gim) or the artifact is gone: no figure row
                 continue
             gim.append(gim_long(run_id, text))
     gim_frame = pd.concat(gim, ignore_index=True) if gim else pd.DataFrame(columns=GIM_COLUMNS)
-    return RunData(_normalise_runs(frame), _normalise_history(pd.DataFrame(history, columns=HISTORY_COLUMNS)),
-                   _normalise_gim(gim_frame), f"MLflow store {uri}")
+    return RunData(_normalise_runs(portable_runs(frame, store)),
+                   _normalise_history(pd.DataFrame(history, columns=HISTORY_COLUMNS)), _normalise_gim(gim_frame),
+                   f"MLflow store {place or uri}")
 
 
 def merge(parts: list[RunData]) -> RunData:
@@ -1148,12 +1162,29 @@ def write_figures(table: str, records: pd.DataFrame, data: RunData, prov: Proven
 
 
 # ---------------------------------------------------------------------------------------------------- main
+def read_sources(uris: list[str] | None, stores: Path | None) -> list[RunData]:
+    """The stores given by URI (the default store when neither is given) and those archived under `stores`."""
+    from benchmark.stores import extracted_stores
+    from benchmark.tracking import resolve_tracking_uri
+
+    parts = [read_mlflow(resolve_tracking_uri(uri)) for uri in (uris or ([] if stores else [None]))]
+    if stores is not None:
+        if not stores.is_dir():
+            raise ValueError(f"--stores {stores} is not a folder")
+        with extracted_stores(stores) as found:
+            parts += [read_mlflow(f"sqlite:///{s.db}", s.place, s.artifacts) for s in found]
+    return parts
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m benchmark.report", description=__doc__.split("\n")[0])
     parser.add_argument("--tracking-uri", action="append", metavar="URI",
                         help="MLflow store to read (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db);"
                         " give it more than once to read several stores as one")
+    parser.add_argument("--stores", type=Path, metavar="DIR",
+                        help="read the stores archived under DIR (each folder's runs.tar.gz; the ones DIR/stores.txt "
+                        "lists when it exists), e.g. results/runs for the committed tables; with --tracking-uri too")
     parser.add_argument("--from-export", type=Path, metavar="DIR",
                         help="read the runs from an export folder (runs.csv, history.csv, gim_weights.csv) instead")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results", help="output folder (default results/)")
@@ -1174,9 +1205,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.from_export is not None:
             data = read_export(args.from_export)
         else:
-            from benchmark.tracking import resolve_tracking_uri
-
-            data = merge([read_mlflow(resolve_tracking_uri(uri)) for uri in (args.tracking_uri or [None])])
+            data = merge(read_sources(args.tracking_uri, args.stores))
         left_out = runs_left_out(args.export or args.out / "export", data)
         if len(left_out) and not args.force:
             raise ValueError(left_out_message(left_out, args.out))
