@@ -57,7 +57,8 @@ class DeviceSplit:
                                          self.pad_row)
         for key in keys:
             if key in SEQUENCE_KEYS:
-                out[key] = self.sequences[key][positions].long()
+                rows = self.sequences[key].index_select(0, positions.view(-1))
+                out[key] = rows.view(*positions.shape, rows.shape[-1]).long()
             elif key == "label":
                 out[key] = self.arrays[key].index_select(0, index)
             else:

@@ -78,12 +78,12 @@ def as_int32(values: np.ndarray, what: str) -> np.ndarray:
 
 
 def window_positions(hist_end: torch.Tensor, hist_len: torch.Tensor, max_len: int, pad_row: int) -> torch.Tensor:
-    """[B, T] rows of the sequence arrays that make up each sample's history window: oldest first, and
+    """[B, T] (dtype of `hist_end`) rows of the sequence arrays that make up each sample's history window: oldest first, and
     `pad_row` (an all-zero row appended to the sequences) at positions >= hist_len. Index arithmetic only,
     no host synchronisation, so it runs inside a captured CUDA graph."""
-    steps = torch.arange(max_len, device=hist_end.device, dtype=torch.long)
-    end, length = hist_end.long()[:, None], hist_len.long()[:, None]
-    return torch.where(steps[None, :] < length, end - length + steps[None, :], pad_row)
+    end = hist_end[:, None]
+    positions = (end - hist_len[:, None]) + torch.arange(max_len, device=hist_end.device, dtype=hist_end.dtype)
+    return positions.masked_fill_(positions >= end, pad_row)
 
 
 def with_pad_row(sequence: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -132,7 +132,7 @@ class Dataset:
         a = self.splits[split]
         index = window_positions(torch.from_numpy(np.asarray(a["hist_end"])),
                                  torch.from_numpy(np.asarray(a["hist_len"])), self.schema.max_len,
-                                 len(self.sequences["hist"]))
+                                 len(self.sequences["hist"])).long()
         out = {key: np.asarray(a[key], dtype=np.int64) for key in ("item", "hist_len", "user", "context", "user_id")}
         for key in SEQUENCE_KEYS:
             out[key] = with_pad_row(np.asarray(self.sequences[key], dtype=np.int64))[index].numpy()
