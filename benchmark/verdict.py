@@ -21,13 +21,14 @@ protocol and seed (the latest): a seed run twice in two tables counts once.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
-ALPHA = 0.05
+from benchmark.report.names import DATASET_LABELS, DATASETS, ordered
+from benchmark.report.render import fmt_p, md_table
+# One implementation of each test for every table: the report's statistics.
+from benchmark.report.stats import ALPHA, Comparison, holm, welch_interval  # noqa: F401 - re-exported
+
 SOURCES = ("table2", "table3", "table4", "readings", "sensitivity")
 NON_SEQUENTIAL = ("lr", "wide_deep", "dcn", "deepfm", "xdeepfm")
 CLAIMS = {
@@ -39,43 +40,6 @@ CLAIMS = {
     "C6": "DIN and DIEN beat the non-sequential models",
 }
 RUN_KEY = ["dataset", "protocol", "model", "variant", "encoder", "reading", "seed"]
-
-
-@dataclass
-class Comparison:
-    effect: float
-    low: float
-    high: float
-    p: float
-    runs: int
-    not_learned: int
-
-
-def welch_interval(a: np.ndarray, b: np.ndarray) -> Comparison:
-    """mean(a) - mean(b) with Welch's two-sided p and its 95% Welch-Satterthwaite interval (NaN with fewer
-    than two values on a side, or no spread at all)."""
-    effect = float(np.mean(a) - np.mean(b)) if len(a) and len(b) else math.nan
-    if len(a) < 2 or len(b) < 2:
-        return Comparison(effect, math.nan, math.nan, math.nan, len(a) + len(b), 0)
-    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return Comparison(effect, effect, effect, 0.0 if effect else 1.0, len(a) + len(b), 0)
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.975, dof)) * se
-    p = float(2 * stats.t.sf(abs(effect) / se, dof))
-    return Comparison(effect, effect - half, effect + half, p, len(a) + len(b), 0)
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment; NaN p-values stay NaN and do not count in the family."""
-    order = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
-    adjusted = [math.nan] * len(p_values)
-    running, m = 0.0, len(order)
-    for rank, (p, i) in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p))
-        adjusted[i] = running
-    return adjusted
 
 
 def judge(effect: float, p_adjusted: float) -> str:
@@ -141,8 +105,6 @@ def column_cells(runs: pd.DataFrame, reading: str) -> dict[str, Comparison]:
 
 def verdict_frame(records: pd.DataFrame) -> pd.DataFrame:
     """One row per (claim, dataset, protocol, reading) with effect, interval, raw and Holm-adjusted p, verdict."""
-    from benchmark.report import DATASETS, ordered
-
     runs = one_per_seed(records)
     rows = []
     columns = [(d, p) for d in ordered(list(runs["dataset"]), DATASETS)
@@ -171,8 +133,6 @@ def verdict_frame(records: pd.DataFrame) -> pd.DataFrame:
 
 def verdict_markdown(frame: pd.DataFrame) -> str:
     """The overall answer in words, then the claims x (dataset, protocol, reading) table."""
-    from benchmark.report import DATASET_LABELS, fmt_p, md_table
-
     columns = list(dict.fromkeys(zip(frame["dataset"], frame["protocol"], frame["reading"])))
     header = ["claim"] + [f"{DATASET_LABELS.get(d, d)}, `{p}`, {r}" for d, p, r in columns]
     body, summary = [], []

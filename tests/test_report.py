@@ -192,9 +192,34 @@ def test_table3_numbers_baseline_from_table2_and_tests(handmade: Path) -> None:
     assert test["p"].iloc[0] == pytest.approx(stats.ttest_ind(AUC["full"], AUC["dien"], equal_var=False).pvalue,
                                               rel=1e-4)
     markdown = (handmade / "table3.md").read_text()
-    assert "| MIAN | 3 | **0.8100 ± 0.0100** |" in markdown
+    # three seeds: the percentile bootstrap interval of the mean spans their range
+    assert "| MIAN | 3 | **0.8100 ± 0.0100 [0.8000, 0.8200]** |" in markdown
+    assert (full["test_auc_ci_low"], full["test_auc_ci_high"]) == (pytest.approx(0.80), pytest.approx(0.82))
     assert "The DIEN (baseline) row comes from the table2 runs" in markdown
     assert "; 1 older runs of the same cell and seed left out)" in markdown
+
+
+def test_table3_tests_are_holm_corrected_with_the_seeds_needed(handmade: Path) -> None:
+    from benchmark.report import holm, seeds_needed
+
+    tests = read_table(handmade / "significance.csv")
+    family = tests[tests["table"] == "table3"]
+    assert len(family) == 3  # MIAN vs DIEN on AUC and Logloss, w/o GIM vs MIAN on AUC
+    assert list(family["p_holm"]) == pytest.approx(holm(list(family["p"])), rel=1e-4)
+    assert (family["p_holm"] >= family["p"]).all()
+    auc = family[(family["b"] == "DIEN (baseline)") & (family["metric"] == "test_auc")].iloc[0]
+    assert auc["paper_diff"] == pytest.approx(0.8913 - 0.8836)
+    sd = np.sqrt((np.var(AUC["full"], ddof=1) + np.var(AUC["dien"], ddof=1)) / 2)
+    assert auc["sd_pooled"] == pytest.approx(sd, rel=1e-4)
+    assert auc["seeds_needed"] == seeds_needed(0.8913 - 0.8836, sd)
+    table = read_table(handmade / "table3.csv")
+    rows = table[table["dataset"] == "electronics"].set_index("row")
+    no_gim = family[family["a"] == "w/o GIM"].iloc[0]
+    assert rows.loc["w/o GIM", "p_holm_auc_vs_full"] == pytest.approx(no_gim["p_holm"], rel=1e-4)
+    markdown = (handmade / "table3.md").read_text()
+    assert f"(Holm {no_gim['p_holm']:.2g})" in markdown
+    assert (f"MIAN vs DIEN (baseline) AUC: paper gap 0.0077, sd {sd:.4f} → {int(auc['seeds_needed'])}"
+            in markdown)
 
 
 def test_table4_and_efficiency_put_the_paper_beside(handmade: Path) -> None:

@@ -1,0 +1,543 @@
+"""The tables: their rows and columns (frames, one row per table row, the CSV lines) and the declaration of each
+results table (TABLES), from the records of benchmark/report/runs.py."""
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+from scipy import stats
+
+from benchmark.report.figures import table2_figures, table4_figures
+from benchmark.report.names import (
+    ABLATION_LABELS, ABLATIONS, AMAZON, ARM_LABELS, CONTROL_ARMS, DATASET_ARGS, DATASETS, DIAGNOSTICS,
+    EFFECT_CONTROLS, EFFECT_MODULE, EFFECT_VARIANTS, EFFECTS, ENCODER_LABELS, ENCODERS, LEARNED_MARGIN, METRICS,
+    MODEL_LABELS, MODELS, PAPER_DATASET, PAPER_ENCODER, ordered, present_in_order,
+)
+from benchmark.report.render import (
+    Provenance, effects_head, effects_template, efficiency_template, readings_template, section_template,
+    verdict_template,
+)
+from benchmark.report.runs import RunData
+from benchmark.report.stats import bootstrap_interval, holm, mean_std, pooled_std, seeds_needed, welch
+
+
+def run_command(table: str, dataset: str, extra: list[str] | None = None) -> str:
+    return shlex.join(["python", "-m", "benchmark", f"experiment={table}", f"dataset={dataset}",
+                       *DATASET_ARGS.get(dataset, []), *(extra or [])])
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    runs: pd.DataFrame
+    paper: dict[str, float]
+    model: str = ""
+    variant: str = ""
+    encoder: str = ""
+    source: str = ""
+
+
+@dataclass
+class Section:
+    table: str
+    dataset: str
+    rows: list[Row]
+    tests: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    compare_to: str = ""  # a row key: extra column with Welch's p of each row against it
+    protocol: str = "shared"
+
+    @property
+    def measured(self) -> bool:
+        return any(len(r.runs) for r in self.rows)
+
+
+def paper_numbers(paper: pd.DataFrame, table: str, dataset: str, model: str, variant: str = "") -> dict[str, float]:
+    """The paper's AUC and Logloss for one row, {} when it reports none."""
+    paper_dataset = PAPER_DATASET.get(dataset)
+    match = paper[(paper["table"] == table.removeprefix("table")) & (paper["dataset"] == paper_dataset)
+                  & (paper["model"] == model) & (paper["variant"] == variant)]
+    if match.empty:
+        return {}
+    return {"auc": float(match["auc"].iloc[0]), "logloss": float(match["logloss"].iloc[0])}
+
+
+TEST_COLUMNS = ["table", "dataset", "protocol", "metric", "a", "b", "n_a", "n_b", "mean_a", "mean_b", "diff", "t",
+                "p", "p_holm", "paper_diff", "sd_pooled", "seeds_needed"]
+
+
+def _test(section: Section, a: Row, b: Row, metric: str) -> dict[str, Any]:
+    """Welch's test of a against b on `metric`, with the paper's difference (a - b) and the seeds per arm that
+    would detect it at our pooled spread; `p_holm` is filled in over the table's family (`adjust_family`)."""
+    t, p = welch(a.runs[metric], b.runs[metric])
+    ma, _, na = mean_std(a.runs[metric])
+    mb, _, nb = mean_std(b.runs[metric])
+    key = metric.removeprefix("test_")
+    paper_diff = a.paper.get(key, math.nan) - b.paper.get(key, math.nan)
+    sd = pooled_std(a.runs[metric], b.runs[metric])
+    return {"table": section.table, "dataset": section.dataset, "protocol": section.protocol, "metric": metric, "a": a.label, "b": b.label,
+            "n_a": na, "n_b": nb, "mean_a": ma, "mean_b": mb, "diff": ma - mb, "t": t, "p": p, "p_holm": math.nan,
+            "paper_diff": paper_diff, "sd_pooled": sd, "seeds_needed": seeds_needed(paper_diff, sd)}
+
+
+def tests_frame(tests: list[dict[str, Any]]) -> pd.DataFrame:
+    """significance.csv's rows: one per test."""
+    return pd.DataFrame(tests, columns=TEST_COLUMNS)
+
+
+def adjust_family(sections: list[Section]) -> None:
+    """Holm's correction over the family of one table's tests (every dataset and protocol of it), in place."""
+    tests = [test for section in sections for test in section.tests]
+    for test, adjusted in zip(tests, holm([test["p"] for test in tests])):
+        test["p_holm"] = adjusted
+
+
+def test_of(section: Section, a: Row, b: Row, metric: str = "test_auc") -> dict[str, Any] | None:
+    """The section's test of a against b (either way round) on `metric`, if it has one."""
+    return next((t for t in section.tests if t["metric"] == metric and {t["a"], t["b"]} == {a.label, b.label}),
+                None)
+
+
+def literal(records: pd.DataFrame, protocol: str = "shared") -> pd.DataFrame:
+    """The runs of MIAN's literal reading (and every other model's) under `protocol`: Tables 2-4 as the paper
+    specifies MIAN, one section per dataset and protocol; the other readings have tables of their own
+    (readings.md, effects.md)."""
+    return records[(records["reading"] == "") & (records["protocol"] == protocol)]
+
+
+def protocols_of(records: pd.DataFrame) -> list[str]:
+    """The protocols the records ran under, `shared` first (and `shared` alone when there are none)."""
+    return present_in_order(list(records["protocol"]), ("shared",)) or ["shared"]
+
+
+def table2_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, protocol: str = "shared") -> Section:
+    runs = literal(records[(records["table"] == "table2") & (records["dataset"] == dataset)], protocol)
+    rows = [Row(m, MODEL_LABELS.get(m, m), runs[runs["model"] == m], paper_numbers(paper, "table2", dataset, m),
+                model=m) for m in ordered(list(runs["model"]), MODELS)]
+    section = Section("table2", dataset, rows, protocol=protocol)
+    mian = next(r for r in rows if r.key == "mian")
+    baselines = [r for r in rows if r.key != "mian" and len(r.runs)]
+    if len(mian.runs) and baselines:
+        best = max(baselines, key=lambda r: mean_std(r.runs["test_auc"])[0])
+        section.tests = [_test(section, mian, best, m) for m in ("test_auc", "test_logloss")]
+        section.notes.append(f"Best baseline by mean test AUC: {best.label}.")
+    section.notes += ranking_note(rows)
+    return section
+
+
+def table3_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, baseline: str,
+                   protocol: str = "shared") -> Section:
+    runs = literal(records[(records["table"] == "table3") & (records["dataset"] == dataset)], protocol)
+    mian = runs[runs["model"] == "mian"]
+    rows = [Row(v, ABLATION_LABELS.get(v, v), mian[mian["variant"] == v],
+                paper_numbers(paper, "table3", dataset, "mian", v), model="mian", variant=v)
+            for v in ordered(list(mian["variant"]), ABLATIONS)]
+    own = runs[runs["model"] == baseline]
+    source = "table3 runs"
+    if own.empty:
+        own = literal(records[(records["table"] == "table2") & (records["dataset"] == dataset)
+                              & (records["model"] == baseline)], protocol)
+        source = "table2 runs"
+    reported = (paper_numbers(paper, "table3", dataset, baseline) or paper_numbers(paper, "table2", dataset, baseline))
+    base = Row(baseline, f"{MODEL_LABELS.get(baseline, baseline)} (baseline)", own, reported, model=baseline,
+               source=source)
+    rows.append(base)
+    section = Section("table3", dataset, rows, compare_to="full", protocol=protocol)
+    full = rows[0]
+    if len(full.runs) and len(base.runs):
+        section.tests = [_test(section, full, base, m) for m in ("test_auc", "test_logloss")]
+    section.tests += [_test(section, r, full, "test_auc") for r in rows[1:-1] if len(r.runs) and len(full.runs)]
+    section.notes.append(f"The {base.label} row comes from the {source} of this dataset "
+                         f"(`--table3-baseline` picks the model; table3 sweeps only MIAN's ablations).")
+    return section
+
+
+def table4_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, protocol: str = "shared") -> Section:
+    runs = literal(records[(records["table"] == "table4") & (records["dataset"] == dataset)
+                           & (records["model"] == "mian")], protocol)
+    rows = [Row(e, ENCODER_LABELS.get(e, e), runs[runs["encoder"] == e],
+                paper_numbers(paper, "table4", dataset, "mian", PAPER_ENCODER.get(e, e)), model="mian", encoder=e)
+            for e in ordered(list(runs["encoder"]), ENCODERS)]
+    section = Section("table4", dataset, rows, compare_to="pre_ln", protocol=protocol)
+    section.tests = [_test(section, rows[0], r, m) for r in rows[1:] for m in ("test_auc", "test_logloss")
+                     if len(r.runs) and len(rows[0].runs)]
+    return section
+
+
+def ranking_note(rows: list[Row]) -> list[str]:
+    """Our ordering of the models by mean test AUC beside the paper's, with Kendall's tau over both."""
+    both = [r for r in rows if len(r.runs) and r.paper]
+    if len(both) < 3:
+        return []
+    ours = sorted(both, key=lambda r: -mean_std(r.runs["test_auc"])[0])
+    theirs = sorted(both, key=lambda r: -r.paper["auc"])
+    tau, p = stats.kendalltau([mean_std(r.runs["test_auc"])[0] for r in both], [r.paper["auc"] for r in both])
+    return [f"Ranking by AUC, ours: {' > '.join(r.label for r in ours)}; paper: "
+            f"{' > '.join(r.label for r in theirs)}; Kendall's tau {tau:.2f} (p {p:.3f})."]
+
+
+def best_keys(values: dict[str, float], goal: str) -> set[str]:
+    valid = {k: v for k, v in values.items() if not math.isnan(v)}
+    if not valid:
+        return set()
+    target = max(valid.values()) if goal == "max" else min(valid.values())
+    return {k for k, v in valid.items() if v == target}
+
+
+def section_frame(section: Section, command: str) -> pd.DataFrame:
+    """The CSV rows of one section: one per table row."""
+    records = []
+    means = {m: {r.key: mean_std(r.runs[m])[0] for r in section.rows} for m, _, _ in METRICS}
+    best = {m: best_keys(means[m], goal) for m, _, goal in METRICS}
+    paper_best = {k: best_keys({r.key: r.paper.get(k, math.nan) for r in section.rows}, goal)
+                  for k, goal in (("auc", "max"), ("logloss", "min"))}
+    compare = next((r for r in section.rows if r.key == section.compare_to), None)
+    for row in section.rows:
+        record: dict[str, Any] = {
+            "table": section.table, "dataset": section.dataset, "protocol": section.protocol, "row": row.label, "model": row.model,
+            "variant": row.variant, "encoder": row.encoder,
+            "status": "measured" if len(row.runs) else "not run here", "runs": len(row.runs),
+            "seeds": " ".join(str(int(s)) for s in sorted(row.runs["seed"].dropna())),
+            "not_learned_runs": int((row.runs["learned"] == "false").sum()),
+        }
+        for metric, _, _ in METRICS:
+            mean, std, _ = mean_std(row.runs[metric])
+            record[f"{metric}_mean"], record[f"{metric}_std"] = mean, std
+            record[f"{metric}_ci_low"], record[f"{metric}_ci_high"] = bootstrap_interval(row.runs[metric])
+        record["paper_dataset"] = PAPER_DATASET.get(section.dataset, "") if row.paper else ""
+        record["paper_auc"] = row.paper.get("auc", math.nan)
+        record["paper_logloss"] = row.paper.get("logloss", math.nan)
+        for metric, _, _ in METRICS:
+            record[f"best_{metric}"] = row.key in best[metric]
+        record["paper_best_auc"] = row.key in paper_best["auc"]
+        record["paper_best_logloss"] = row.key in paper_best["logloss"]
+        if compare is not None:
+            test = test_of(section, row, compare) if row is not compare else None
+            record[f"p_auc_vs_{compare.key}"] = welch(row.runs["test_auc"], compare.runs["test_auc"])[1] \
+                if row is not compare else math.nan
+            record[f"p_holm_auc_vs_{compare.key}"] = test["p_holm"] if test else math.nan
+        record["source"] = row.source or (f"{section.table} runs" if len(row.runs) else "")
+        record["command"] = "" if len(row.runs) else command
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def effects_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (planted effect, variant) of the `effects` experiment: test AUC over seeds, the data's oracle
+    AUC, and the change against the full MIAN on the same data with Welch's test."""
+    effects = records[(records["table"] == "effects") & (records["model"] == "mian")]
+    cells = [(protocol, effect) for protocol in protocols_of(effects)
+             for effect in present_in_order(list(literal(effects, protocol)["effect"]), EFFECTS)]
+    rows = []
+    for protocol, effect in cells:
+        runs = literal(effects, protocol)
+        mine = runs[runs["effect"] == effect]
+        full = mine[mine["variant"] == "full"]["test_auc"]
+        full_mean, oracle = mean_std(full)[0], mean_std(mine["oracle_auc"])[0]
+        for variant in present_in_order(list(mine["variant"]), EFFECT_VARIANTS):
+            cell = mine[mine["variant"] == variant]
+            mean, std, n = mean_std(cell["test_auc"])
+            t, p = welch(cell["test_auc"], full) if variant != "full" else (math.nan, math.nan)
+            rows.append({"protocol": protocol, "effect": effect, "variant": variant, "removes_its_module": EFFECT_MODULE.get(effect) == variant,
+                         "runs": n, "auc_mean": mean, "auc_std": std, "logloss_mean": mean_std(cell["test_logloss"])[0],
+                         "oracle_auc": oracle,
+                         "diff_vs_full": mean - full_mean if variant != "full" else math.nan, "t": t, "p": p,
+                         "not_learned_runs": int((cell["learned"] == "false").sum())})
+    return pd.DataFrame(rows, columns=["protocol", "effect", "variant", "removes_its_module", "runs", "auc_mean", "auc_std",
+                                       "logloss_mean", "oracle_auc", "diff_vs_full", "t", "p", "not_learned_runs"])
+
+
+def arm_of(record: pd.Series) -> str:
+    """The conf/arm/ name of an effects run: the baseline's name, `mian_<ablation>`, or `mian_<IBIM reading>`."""
+    if record["model"] != "mian":
+        return str(record["model"])
+    if record["variant"] != "full":
+        return f"mian_{record['variant']}"
+    readings = dict(part.split("=", 1) for part in str(record["reading"]).split())
+    return f"mian_{readings.get('ibim_score', 'additive')}"
+
+
+def controls_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (planted effect, arm) of the effects experiment: test AUC, its gap to the oracle, whether it
+    learned the effect (within LEARNED_MARGIN of the oracle), and for MIAN's readings the change against the
+    ablation that removes the effect's module (does the module, under this reading, matter?)."""
+    runs = records[records["table"] == "effects"].copy()
+    if runs.empty:
+        return pd.DataFrame()
+    runs["arm"] = [arm_of(r) for _, r in runs.iterrows()]
+    rows = []
+    groups = [(protocol, effect) for protocol in ordered(list(runs["protocol"]), ("shared",))
+              for effect in present_in_order(list(runs[runs["protocol"] == protocol]["effect"]), EFFECTS)]
+    for protocol, effect in groups:
+        mine = runs[(runs["effect"] == effect) & (runs["protocol"] == protocol)]
+        oracle = mean_std(mine["oracle_auc"])[0]
+        removed = mine[mine["arm"] == f"mian_{EFFECT_MODULE.get(effect, '')}"]["test_auc"]
+        for arm in present_in_order(list(mine["arm"]), CONTROL_ARMS):
+            if arm not in CONTROL_ARMS:
+                continue
+            cell = mine[mine["arm"] == arm]
+            mean, std, n = mean_std(cell["test_auc"])
+            is_mian = arm.startswith("mian_")
+            t, p = welch(cell["test_auc"], removed) if is_mian else (math.nan, math.nan)
+            rows.append({
+                "protocol": protocol, "effect": effect, "arm": arm, "label": ARM_LABELS.get(arm, arm),
+                "control": arm in EFFECT_CONTROLS.get(effect, ()), "runs": n, "auc_mean": mean, "auc_std": std,
+                "oracle_auc": oracle, "gap_to_oracle": oracle - mean, "learned_effect": oracle - mean <= LEARNED_MARGIN,
+                "diff_vs_module_removed": mean - mean_std(removed)[0] if is_mian else math.nan, "p_vs_module_removed": p,
+                "not_learned_runs": int((cell["learned"] == "false").sum()),
+                **{f"{d}_mean": mean_std(cell[d])[0] for d in ("diag_train_loss_ratio", "diag_ibim_entropy",
+                                                               "diag_ibim_max_weight")},
+            })
+    return pd.DataFrame(rows)
+
+
+READING_ROWS = (("pre_ln", "additive"), ("pre_ln", "bahdanau"), ("pre_ln", "din"), ("none", "additive"),
+                ("none", "bahdanau"), ("none", "din"))
+
+
+def readings_frame(records: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """MIAN under each reading of Eq. 8 on one dataset (experiment=readings), one row per (encoder, IBIM score):
+    test AUC, the change against the literal `additive` reading with the same encoder, against w/o IBIM (from
+    table3) and against the best baseline of table2, with Welch's p; the last epoch's diagnostics. A literal row
+    the readings sweep did not run comes from the table4 runs of the same encoder (same protocol)."""
+    on = records[records["dataset"] == dataset]
+    readings = on[(on["table"] == "readings") & (on["model"] == "mian") & (on["variant"] == "full")
+                  & (on["protocol"] == "shared")]
+    table4 = literal(on[(on["table"] == "table4") & (on["model"] == "mian")])
+    no_ibim = literal(on[(on["table"] == "table3") & (on["variant"] == "no_ibim")])
+    table2 = literal(on[(on["table"] == "table2") & (on["model"] != "mian")])
+    best_model = max(set(table2["model"]), key=lambda m: mean_std(table2[table2["model"] == m]["test_auc"])[0],
+                     default="")
+    best = table2[table2["model"] == best_model]
+
+    def cell(encoder: str, score: str) -> tuple[pd.DataFrame, str]:
+        tag = "" if score == "additive" else f"ibim_score={score}"
+        mine = readings[(readings["encoder"] == encoder) & (readings["reading"] == tag)]
+        if mine.empty and score == "additive":
+            return table4[table4["encoder"] == encoder], "table4 runs"
+        return mine, "readings runs"
+
+    rows = []
+    for encoder, score in READING_ROWS:
+        runs, source = cell(encoder, score)
+        if runs.empty:
+            continue
+        additive = cell(encoder, "additive")[0]["test_auc"]
+        mean, std, n = mean_std(runs["test_auc"])
+        row: dict[str, Any] = {"dataset": dataset, "encoder": encoder, "ibim_score": score, "source": source,
+                               "runs": n, "auc_mean": mean, "auc_std": std,
+                               "logloss_mean": mean_std(runs["test_logloss"])[0],
+                               "gauc_mean": mean_std(runs["test_gauc"])[0],
+                               "not_learned_runs": int((runs["learned"] == "false").sum())}
+        for name, other in (("additive", additive), ("no_ibim", no_ibim["test_auc"]),
+                            ("best_baseline", best["test_auc"])):
+            row[f"diff_vs_{name}"] = mean - mean_std(other)[0] if len(other) else math.nan
+            row[f"p_vs_{name}"] = welch(runs["test_auc"], other)[1]
+        row["best_baseline"] = best_model
+        row.update({f"{d}_mean": mean_std(runs[d])[0] for d in DIAGNOSTICS})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def efficiency_frame(records: pd.DataFrame, paper_eff: pd.DataFrame, dataset: str, command: str) -> pd.DataFrame:
+    runs = records[(records["table"] == "efficiency") & (records["dataset"] == dataset)]
+    means = {m: mean_std(runs[runs["model"] == m]["epoch_time_mean_s"])[0] for m in MODELS}
+    reference = means.get("din", math.nan)
+    paper_times = paper_eff.set_index("model")["seconds_per_epoch"].to_dict()
+    rows = []
+    best = best_keys(means, "min")
+    for model in ordered(list(runs["model"]), MODELS):
+        mine = runs[runs["model"] == model]
+        mean, std, n = mean_std(mine["epoch_time_mean_s"])
+        first, first_std, _ = mean_std(mine["first_epoch_time_s"])
+        paper_s = float(paper_times.get(model, math.nan))
+        rows.append({
+            "table": "efficiency", "dataset": dataset, "row": MODEL_LABELS.get(model, model), "model": model,
+            "status": "measured" if n else "not run here", "runs": n,
+            "seeds": " ".join(str(int(s)) for s in sorted(mine["seed"].dropna())),
+            "epoch_time_mean_s_mean": mean, "epoch_time_mean_s_std": std,
+            "first_epoch_time_s_mean": first, "first_epoch_time_s_std": first_std,
+            "relative_to_din": mean / reference if reference == reference and reference > 0 else math.nan,
+            "best_epoch_time": model in best,
+            "step_mode": " ".join(sorted(set(mine["step_mode"]) - {""})),
+            "paper_dataset": "books" if paper_s == paper_s else "",
+            "paper_seconds_per_epoch": paper_s,
+            "paper_relative_to_din": paper_s / float(paper_times["din"]) if "din" in paper_times else math.nan,
+            "paper_hardware": str(paper_eff["hardware"].iloc[0]) if paper_s == paper_s else "",
+            "command": "" if n else command,
+        })
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------- the declarations
+@dataclass
+class Context:
+    """What every table is built from."""
+    data: RunData
+    records: pd.DataFrame  # one row per job run, the latest of each cell and seed (runs.job_records)
+    older: pd.DataFrame  # the runs those replaced
+    paper: pd.DataFrame
+    paper_eff: pd.DataFrame
+    baseline: str  # the model of Table 3's baseline row
+
+    def table(self, name: str, model: str | None = None) -> pd.DataFrame:
+        """The records of experiment `name` (of one model when given)."""
+        mine = self.records[self.records["table"] == name]
+        return mine if model is None else mine[mine["model"] == model]
+
+
+@dataclass
+class Part:
+    """One section of a table: its rows and columns (`frame`, its lines of the CSV) and what its template needs
+    beside them."""
+    frame: pd.DataFrame | None
+    dataset: str = ""
+    data: str = ""  # the data its runs trained on, in words
+    command: str = ""  # how to run it, shown when it was not run here
+    section: Section | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Built:
+    """A table built: its sections, the records behind it (its provenance), its family of tests (significance.csv,
+    Holm-corrected together) and any further CSV files (name -> frame)."""
+    parts: list[Part]
+    used: pd.DataFrame
+    tests: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One results table, results/<name>.md and <name>.csv. Adding a table: one declaration in TABLES (the runs it
+    reads, how its sections' rows and columns are built) and its template in render.py."""
+    name: str
+    title: str
+    reads: Callable[[Context], pd.DataFrame]  # the records it shows: which datasets and protocols get a section
+    build: Callable[[Context, TableSpec], Built | None]  # None: nothing to show, no file
+    template: Callable[[Part], str]  # the Markdown of one section
+    head: Callable[[list[Part]], str] = lambda parts: ""  # Markdown above the provenance
+    sections: Callable[[Context, str, str], Section] | None = None  # build_sections: a section's rows and tests
+    command: Callable[[str], str] | None = None  # how to run it on a dataset (default: run_command(name, dataset))
+    provenance_from_rows: bool = False  # its provenance names the runs in its rows, not all it reads
+    count_older: bool = True  # its provenance counts the older runs of its cells left out
+    figures: Callable[[Context, Provenance, Path], list[Path]] | None = None
+
+    def command_for(self, dataset: str) -> str:
+        return self.command(dataset) if self.command else run_command(self.name, dataset)
+
+
+def _data_text(runs: pd.DataFrame) -> str:
+    return " ; ".join(sorted(set(runs["data"])))
+
+
+def build_sections(ctx: Context, spec: TableSpec) -> Built:
+    """Tables 2-4: one section per dataset and protocol, its rows from `spec.sections`, the tests of all of them
+    one family."""
+    used = spec.reads(ctx)
+    sections = [spec.sections(ctx, dataset, protocol) for dataset in ordered(list(used["dataset"]), DATASETS)
+                for protocol in protocols_of(used[used["dataset"] == dataset])]
+    adjust_family(sections)
+    parts = []
+    for section in sections:
+        command = spec.command_for(section.dataset)
+        in_section = pd.concat([r.runs for r in section.rows])
+        parts.append(Part(section_frame(section, command), section.dataset,
+                          _data_text(in_section) if len(in_section) else "", command, section))
+    if spec.provenance_from_rows:
+        used = pd.concat([pd.concat([r.runs for r in s.rows]) for s in sections]).drop_duplicates("run_id")
+    return Built(parts, used, tests=[test for section in sections for test in section.tests])
+
+
+def build_efficiency(ctx: Context, spec: TableSpec) -> Built:
+    used = spec.reads(ctx)
+    parts = []
+    for dataset in ordered(list(used["dataset"]), DATASETS):
+        command = spec.command_for(dataset)
+        parts.append(Part(efficiency_frame(ctx.records, ctx.paper_eff, dataset, command), dataset,
+                          _data_text(used[used["dataset"] == dataset]), command))
+    return Built(parts, used)
+
+
+def build_effects(ctx: Context, spec: TableSpec) -> Built | None:
+    used = spec.reads(ctx)
+    if not len(used):
+        return None
+    controls = controls_frame(ctx.records)
+    return Built([Part(effects_frame(ctx.records), data=_data_text(used), extra={"controls": controls})], used,
+                 files={"effects_controls": controls} if len(controls) else {})
+
+
+def build_readings(ctx: Context, spec: TableSpec) -> Built | None:
+    """One section per dataset; its provenance: the readings runs and the runs of the other tables it compares
+    with (table4's literal rows, table3's w/o IBIM, table2's best baseline)."""
+    used = spec.reads(ctx)
+    if not len(used):
+        return None
+    records = ctx.records
+    parts, behind = [], []
+    for dataset in ordered(list(used["dataset"]), DATASETS):
+        frame = readings_frame(records, dataset)
+        if frame.empty:
+            continue
+        mine = records[(records["dataset"] == dataset) & (
+            (records["table"] == "readings") | ((records["table"] == "table4") & (records["reading"] == ""))
+            | ((records["table"] == "table3") & (records["variant"] == "no_ibim"))
+            | ((records["table"] == "table2") & (records["model"] == frame["best_baseline"].iloc[0])))]
+        behind.append(mine)
+        parts.append(Part(frame, dataset, _data_text(mine)))
+    return Built(parts, pd.concat(behind)) if parts else None
+
+
+def build_verdict(ctx: Context, spec: TableSpec) -> Built | None:
+    """The claims table of benchmark/verdict.py (which imports this package: imported here, not above)."""
+    from benchmark.verdict import verdict_frame
+
+    used = spec.reads(ctx)
+    return Built([Part(verdict_frame(ctx.records))], used) if len(used) else None
+
+
+def _verdict_runs(ctx: Context) -> pd.DataFrame:
+    from benchmark.verdict import one_per_seed
+
+    return one_per_seed(ctx.records)
+
+
+def _table3_command(dataset: str) -> str:
+    """On the Amazon data Table 3's baseline row needs the table2 sweep too."""
+    command = run_command("table3", dataset)
+    return f"{run_command('table2', dataset)} && {command}" if dataset in AMAZON else command
+
+
+TABLES = (
+    TableSpec("table2", "Table 2: all models, test AUC / Logloss / gAUC", reads=lambda ctx: ctx.table("table2"),
+              build=build_sections, template=section_template,
+              sections=lambda ctx, dataset, protocol: table2_section(ctx.records, ctx.paper, dataset, protocol),
+              figures=table2_figures),
+    TableSpec("table3", "Table 3: MIAN ablations, test AUC / Logloss / gAUC",
+              reads=lambda ctx: pd.concat([ctx.table("table3"), ctx.table("table2", model=ctx.baseline)]),
+              build=build_sections, template=section_template,
+              sections=lambda ctx, dataset, protocol: table3_section(ctx.records, ctx.paper, dataset, ctx.baseline,
+                                                                     protocol),
+              command=_table3_command, provenance_from_rows=True),
+    TableSpec("table4", "Table 4: MIAN's behaviour encoder, test AUC / Logloss / gAUC",
+              reads=lambda ctx: ctx.table("table4"), build=build_sections, template=section_template,
+              sections=lambda ctx, dataset, protocol: table4_section(ctx.records, ctx.paper, dataset, protocol),
+              figures=table4_figures),
+    TableSpec("efficiency", "Efficiency (Section 4.5): training seconds per epoch",
+              reads=lambda ctx: ctx.table("efficiency"), build=build_efficiency, template=efficiency_template),
+    TableSpec("effects", "Does each MIAN module model the effect it is meant to? (synthetic, one planted effect at a "
+              "time)", reads=lambda ctx: ctx.table("effects"), build=build_effects, template=effects_template,
+              head=effects_head),
+    TableSpec("readings", "MIAN under the readings of its attention score (Eq. 8), test AUC",
+              reads=lambda ctx: ctx.table("readings"), build=build_readings, template=readings_template,
+              count_older=False),
+    TableSpec("verdict", "Which of the paper's claims hold here? (test AUC, every dataset, protocol and reading)",
+              reads=_verdict_runs, build=build_verdict, template=verdict_template, count_older=False),
+)
