@@ -130,6 +130,8 @@ RULES: dict[str, Rule] = {
     "tracking.uri": (_tracking_uri, "must be null or a URI such as sqlite:///<abs path>.db or http://host:port"),
     "tracking.experiment": TEXT,
     "tracking.parent_run_id": OPTIONAL_TEXT,
+    "tracking.log_model": BOOL,
+    "tracking.flush_timeout_s": number(0.0),
     "trainer.max_epochs": integer(1),
     "trainer.patience": integer(1),
     "trainer.batch_size": integer(1),

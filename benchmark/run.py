@@ -5,6 +5,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import mlflow
@@ -14,12 +15,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import tracking
-from benchmark.checkpoint import JobCheckpoint, open_job_checkpoint
+from benchmark.checkpoint import JobCheckpoint, job_folder, open_job_checkpoint
 from benchmark.config import ConfigError, validate_config
 from benchmark.diagnostics import learned
 from benchmark.data import load_dataset
 from benchmark.interrupt import Interrupted, deferred, stop_on_signals
-from benchmark.tracking import TrackingError
+from benchmark.tracking import RunLog, TrackingBacklog, TrackingError
 from benchmark.trainer import NonFiniteLossError, Trainer, device_name, select_device, summarise_epoch_times
 from models import build_model
 
@@ -73,8 +74,10 @@ def variant_of(cfg: DictConfig) -> str:
     return str(cfg.ablation.name) if cfg.model.name == "mian" else "default"
 
 
-def log_attention_sample(trainer: Trainer, model: torch.nn.Module, count: int = 14) -> None:
-    """For MIAN, the GIM weights of `count` random test examples (the paper's Figure 6) as an artifact."""
+def log_attention_sample(trainer: Trainer, model: torch.nn.Module, count: int = 14,
+                         write: Callable[[str, str], None] = tracking.log_text) -> None:
+    """For MIAN, the GIM weights of `count` random test examples (the paper's Figure 6) as an artifact
+    (`write(text, file name)`)."""
     explain = getattr(model, "explain", None)
     if explain is None or getattr(model, "gim", None) is None:
         return
@@ -90,19 +93,65 @@ def log_attention_sample(trainer: Trainer, model: torch.nn.Module, count: int = 
     frame.insert(0, "test_index", index.cpu().numpy())
     frame["label"] = batch["label"].cpu().numpy()
     frame["prob"] = torch.sigmoid(out["logits"].float()).cpu().numpy()
-    tracking.log_text(frame.to_csv(index=False), "gim_weights.csv")
+    write(frame.to_csv(index=False), "gim_weights.csv")
 
 
-def _end_run(status: str, tags: dict[str, str]) -> None:
+# How long an interrupted or failed job waits for an unanswering tracking server before it leaves the rest of
+# its logging in the journal.
+END_WAIT_S = 10.0
+
+
+def _end_run(status: str, tags: dict[str, str], log: RunLog | None = None) -> None:
     """Tag and end the active run; a failure to reach the store here is reported, not raised (the original
-    error is the one that matters). Nothing to do when the run has already ended (set_tags would start a new one)."""
+    error is the one that matters). Nothing to do when the run has already ended (set_tags would start a new one).
+    With a server's RunLog still open, through it: a server that does not answer holds the job END_WAIT_S at
+    most, and the journal keeps the run's end for the replay."""
     if mlflow.active_run() is None:
+        return
+    if log is not None and log.asynchronous and not log.closed:
+        log.set_tags(tags)
+        log.end(status)
+        if not log.close(END_WAIT_S):
+            print(f"[benchmark] warning: {log.backlog_message()}", file=sys.stderr)
+        tracking.drop_active_run()
         return
     try:
         tracking.set_tags(tags)
         tracking.end_run(status)
     except Exception as error:  # noqa: BLE001
         print(f"[benchmark] warning: could not mark the MLflow run {status}: {error}", file=sys.stderr)
+
+
+def _tidy_store(uri: str, experiment_id: str, run_id: str, resume_state: dict[str, Any] | None) -> None:
+    """No ghost runs: the run whose checkpoint this job resumes ends KILLED (tag `replaced_by`) when it is still
+    RUNNING, then every other RUNNING run of the experiment whose owner process is gone ends KILLED (tag
+    `reaped`). Housekeeping: a failure is reported, not raised."""
+    try:
+        if resume_state is not None and resume_state.get("run_id"):
+            tracking.end_replaced_run(uri, str(resume_state["run_id"]), run_id)
+        for ghost in tracking.reap_ghosts(uri, [experiment_id]):
+            print(f"[benchmark] run {ghost.info.run_id} ({ghost.info.run_name}) was RUNNING with no live process: "
+                  "ended KILLED", file=sys.stderr)
+    except Exception as error:  # noqa: BLE001
+        print(f"[benchmark] warning: could not end the runs left RUNNING by dead processes: {error}", file=sys.stderr)
+
+
+def _input_example(trainer: Trainer, rows: int = 4) -> dict[str, np.ndarray]:
+    """The first test rows, as the model reads them (numpy arrays): the logged model's input example."""
+    batch = trainer.data["test"].rows(0, rows)
+    return {key: value.cpu().numpy() for key, value in batch.items() if key not in ("label", "user_id")}
+
+
+def _keep_for_replay(log: RunLog, trainer: Trainer, model: torch.nn.Module,
+                     example: dict[str, np.ndarray] | None) -> None:
+    """The server did not answer by the end of the job: what the run would still upload goes beside its journal."""
+    folder = log.artifacts_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    log_attention_sample(trainer, model, write=lambda text, name: (folder / name).write_text(text))
+    if example is not None:
+        tracking.log_model(model, example, path=folder / tracking.MODEL_NAME)
+    log.keep("FINISHED")
+    tracking.drop_active_run()
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
@@ -134,6 +183,7 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
         "torch_version": torch.__version__, "python_version": sys.version.split()[0],
     }
     tags["protocol"] = protocol_of(cfg)
+    tags.update(tracking.owner_tags())  # a run left RUNNING by a dead process is told apart (tracking.is_orphaned)
     if cfg.model.name == "mian":
         tags.update({key: str(cfg.model[key]) for key in MIAN_READING_DEFAULTS})
     parent_run_id = cfg.tracking.parent_run_id or os.environ.get("BENCHMARK_PARENT_RUN_ID")  # benchmark/sweep.py
@@ -151,13 +201,18 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
     run_name = f"{cfg.model.name}-{cfg.dataset.name}-{tags['variant']}{choice_suffix}-seed{seed}"
 
     with tracking.retrying(mlflow.start_run, experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+        log: RunLog | None = None
         try:
             if checkpoint is not None:
                 checkpoint.run_id = run.info.run_id
+            _tidy_store(uri, experiment_id, run.info.run_id, resume_state)
             tracking.log_config(cfg)
             started = time.perf_counter()
             dataset = load_dataset(cfg.dataset)
             data_time = time.perf_counter() - started
+            sizes = {split: len(arrays["label"]) for split, arrays in dataset.splits.items()}
+            tracking.log_dataset(str(cfg.dataset.name), tracking.dataset_digest(dataset.stats, cfg.dataset), sizes,
+                                 str(cfg.dataset.loader))
             n_train = len(dataset.splits["train"]["label"])
             if int(cfg.trainer.batch_size) > n_train:
                 raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size} is larger than the {n_train} "
@@ -168,13 +223,15 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
             tracking.log_params({"n_parameters": sum(p.numel() for p in model.parameters())})
             trainer = Trainer(model, dataset, cfg.trainer, seed, device)
             tracking.set_tags({"step_mode": trainer.step_mode})
+            # from here to the end of training, logging to a server never makes training wait (tracking.RunLog)
+            log = RunLog(uri, run.info.run_id, job_folder(cfg).parent / tracking.PENDING_DIR)
             if resume_state is not None:  # the new run holds the whole history, each epoch once
                 for epoch, record in enumerate(resume_state["progress"]["history"], start=1):
-                    tracking.log_metrics(record, step=epoch)
+                    log.log_metrics(record, step=epoch)
 
             def log_epoch(epoch: int, record: dict[str, float]) -> None:
                 with deferred():
-                    tracking.log_metrics(record, step=epoch)
+                    log.log_metrics(record, step=epoch)
 
             result = trainer.fit(on_epoch_end=log_epoch, resume_from=resume_state,
                                  save_checkpoint=checkpoint.save if checkpoint is not None else None)
@@ -187,9 +244,17 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
                 "train_base_entropy": trainer.base_entropy,
                 **summarise_epoch_times(result.epoch_times),
             }
-            tracking.log_metrics(final)
-            tracking.set_tags({"learned": str(learned(result.history[-1]["train_loss"], trainer.base_entropy)).lower()})
+            log.log_metrics(final)
+            log.set_tags({"learned": str(learned(result.history[-1]["train_loss"], trainer.base_entropy)).lower()})
+            example = _input_example(trainer) if cfg.tracking.log_model else None
+            if not log.close(float(cfg.tracking.flush_timeout_s)):  # the server still does not answer
+                _keep_for_replay(log, trainer, model, example)
+                if checkpoint is not None:  # training is over: the journal holds its results
+                    checkpoint.discard()
+                raise TrackingBacklog(log.backlog_message())
             log_attention_sample(trainer, model)
+            if example is not None:
+                tracking.log_model(model, example)
             tracking.end_run("FINISHED")  # explicitly, with retries (the `with` exit then has nothing to end)
         except KeyboardInterrupt as error:
             reason = str(error) if isinstance(error, Interrupted) else "interrupted (KeyboardInterrupt)"
@@ -197,15 +262,17 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
             if checkpoint is not None and checkpoint.path.is_file():
                 kept_epoch = checkpoint.saved_epoch or int(resume_state["progress"]["epoch"] if resume_state else 0)
             _end_run("KILLED", {"error": reason, "error_type": type(error).__name__,
-                                "checkpoint_epoch": str(kept_epoch)})
+                                "checkpoint_epoch": str(kept_epoch)}, log)
             where = (f"the checkpoint of epoch {kept_epoch} is kept in {checkpoint.folder}: rerun the same command "
                      "to resume (trainer.resume=false starts over)" if checkpoint is not None and kept_epoch
                      else "no epoch finished in this run, so it left no checkpoint")
             print(f"[benchmark] {reason}: run {run.info.run_id} marked KILLED; {where}", file=sys.stderr)
             raise
+        except TrackingBacklog:
+            raise
         except BaseException as error:
             _end_run("FAILED", {"error": f"{type(error).__name__}: {str(error)[:4000]}",
-                                "error_type": type(error).__name__})
+                                "error_type": type(error).__name__}, log)
             raise
     if checkpoint is not None:  # the run is FINISHED: its checkpoint is no longer needed
         checkpoint.discard()

@@ -28,7 +28,7 @@ from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.tracking import git_commit, prepare_experiment, resolve_tracking_uri
+from benchmark.tracking import git_commit, owner_tags, prepare_experiment, resolve_tracking_uri
 
 PARENT_ENV = "BENCHMARK_PARENT_RUN_ID"
 PACKAGES = ("torch", "deepctr-torch", "mlflow", "hydra-core", "numpy", "pandas")
@@ -132,6 +132,7 @@ class SweepCallback(Callback):
                 "test_logloss, model, seed), or select the children and press Compare."
             ),
         }
+        tags.update(owner_tags())  # a parent left RUNNING by a killed launcher is a ghost (tracking.is_orphaned)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         client = MlflowClient(self.tracking_uri)
         # MLflow 3's UI shows a "model training" experiment's runs table rather than the GenAI overview

@@ -7,13 +7,14 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from benchmark import PROJECT_ROOT
+from benchmark import PROJECT_ROOT, tracking
+from benchmark.run import run_job
 from conftest import TINY_SYNTHETIC, mlflow_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -62,3 +63,29 @@ def test_a_sweep_shows_as_one_parent_with_its_children(server: str, tmp_path: Pa
     ranked = render(f"{page}?orderByKey=metrics.%60test_auc%60&orderByAsc=false", tmp_path / "profile2")
     for name in children:
         assert name in ranked
+
+
+@pytest.mark.slow
+def test_the_documented_comparison_url_shows_every_run_with_its_test_auc(server: str, compose_cfg: Callable,
+                                                                         tmp_path: Path) -> None:
+    """README, Dashboard: `#/experiments/<id>/runs?viewStateShareKey=comparison` opens the runs table (not the
+    GenAI view) with the test metrics as columns and the dataset of each run."""
+    finals = {}
+    for seed in (0, 1):
+        cfg = compose_cfg(*TINY_SYNTHETIC, "model=lr", "trainer.max_epochs=1", f"seed={seed}",
+                          f"tracking.uri={server}", "tracking.experiment=comparison",
+                          f"trainer.checkpoint_dir={tmp_path / 'ckpt'}")
+        finals[f"lr-synthetic-default-seed{seed}"] = run_job(cfg)["test_auc"]
+    client = MlflowClient(server)
+    experiment = client.get_experiment_by_name("comparison")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert len(client.search_runs([experiment.experiment_id], filter_string="dataset.name = 'synthetic'")) == 2
+
+    page = render(tracking.comparison_url(server, experiment.experiment_id), tmp_path / "profile")
+    assert "2 matching runs" in page and "Sort: test_auc" in page
+    assert "test_auc" in page and "Dataset" in page and "synthetic (" in page
+    best_first = sorted(finals, key=finals.get, reverse=True)
+    assert page.index(best_first[0]) < page.index(best_first[1])
+    for name, auc in finals.items():
+        assert name in page
+        assert str(auc)[:6] in page, (name, auc)  # the table shows the value in full

@@ -167,6 +167,75 @@ def test_sigterm_mid_epoch_then_rerunning_the_same_command_resumes(
     assert_resumed_like_reference(store, "sigterm", killed.info.run_id, kept_epoch, resumed, reference)
 
 
+def test_sigkill_mid_epoch_leaves_a_ghost_that_the_resumed_job_ends_killed(
+        store: str, reference: tuple[dict[str, float], str], tmp_path: Path) -> None:
+    """SIGKILL gives the job no chance to end its run: the run stays RUNNING with a dead owner (a ghost, listed by
+    tracking.ghost_runs) until the same job resumes from its checkpoint and ends it KILLED, tagged replaced_by."""
+    job = [*JOB, f"tracking.uri={store}", "tracking.experiment=sigkill", f"trainer.checkpoint_dir={tmp_path / 'ckpt'}"]
+    with open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "benchmark", *job, f"hydra.run.dir={tmp_path / 'out'}"],
+                                cwd=PROJECT_ROOT, env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 240
+            while not list((tmp_path / "ckpt").glob(f"*/{CHECKPOINT_FILE}")):
+                assert proc.poll() is None, (tmp_path / "stderr").read_text()[-3000:]
+                assert time.monotonic() < deadline, "no checkpoint of epoch 1 within 240 s"
+                time.sleep(0.05)
+            (running,) = runs_of(store, "sigkill")
+            assert running.info.status == "RUNNING" and not tracking.ghost_runs([running]), "its owner is alive"
+            proc.kill()
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    (ghost,) = runs_of(store, "sigkill")
+    assert ghost.info.status == "RUNNING" and ghost.data.tags["owner.pid"] == str(proc.pid)
+    assert tracking.is_orphaned(ghost) and tracking.ghost_runs([ghost]) == [ghost]
+    (saved,) = (tmp_path / "ckpt").glob(f"*/{CHECKPOINT_FILE}")
+    kept_epoch = int(read_checkpoint(saved)["progress"]["epoch"])
+
+    resumed = run_job(compose_job(*job[len(JOB):]))
+    assert_resumed_like_reference(store, "sigkill", ghost.info.run_id, kept_epoch, resumed, reference)
+    runs = {r.info.run_id: r for r in runs_of(store, "sigkill")}
+    (new_id,) = set(runs) - {ghost.info.run_id}
+    assert runs[ghost.info.run_id].data.tags["replaced_by"] == new_id
+    assert not tracking.ghost_runs(list(runs.values()))
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_runs_running_with_no_live_owner_are_ghosts_and_reap_ends_them(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id = prepare_experiment(uri, "ghosts")
+    client = MlflowClient(uri)
+    mine = tracking.owner_tags()
+    owners = {
+        "alive": mine,
+        "dead": dict(mine, **{"owner.pid": str(_dead_pid()), "owner.start": ""}),
+        "pid reused": dict(mine, **{"owner.start": mine["owner.start"] + "0"}),  # this pid, another process
+        "rebooted": dict(mine, **{"owner.start": "another-boot:1"}),
+        "other host": dict(mine, **{"owner.host": "elsewhere", "owner.pid": str(_dead_pid())}),
+        "no owner": {},
+    }
+    ids = {name: client.create_run(experiment_id, tags=tags, run_name=name).info.run_id for name, tags in owners.items()}
+    finished = client.create_run(experiment_id, tags=owners["dead"], run_name="finished").info.run_id
+    client.set_terminated(finished, "FINISHED")
+    runs = client.search_runs([experiment_id])
+    assert sorted(r.info.run_name for r in tracking.ghost_runs(runs)) == ["dead", "pid reused", "rebooted"]
+
+    assert tracking.main(["reap", "--tracking-uri", uri, "--experiment", "ghosts"]) == 0
+    status = {r.info.run_name: r.info.status for r in client.search_runs([experiment_id])}
+    assert status == {"alive": "RUNNING", "dead": "KILLED", "pid reused": "KILLED", "rebooted": "KILLED",
+                      "other host": "RUNNING", "no owner": "RUNNING", "finished": "FINISHED"}
+    assert "ended without ending the run" in client.get_run(ids["dead"]).data.tags["reaped"]
+    assert not tracking.ghost_runs(client.search_runs([experiment_id]))
+
+
 def test_a_signal_inside_deferred_waits_for_the_block_to_end() -> None:
     events = []
     with pytest.raises(Interrupted), stop_on_signals():

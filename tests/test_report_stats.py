@@ -60,3 +60,24 @@ def test_pooled_std_weights_each_side_by_its_degrees_of_freedom() -> None:
     a, b = pd.Series([1.0, 2.0, 3.0]), pd.Series([2.0, 4.0])  # variances 1 (2 dof) and 2 (1 dof)
     assert pooled_std(a, b) == pytest.approx(math.sqrt((2 * 1 + 1 * 2) / 3))
     assert math.isnan(pooled_std(a, pd.Series([1.0])))
+
+
+def test_the_report_lists_running_runs_that_no_live_process_owns(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    from benchmark.report.runs import ghost_run_ids
+    from benchmark.tracking import owner_tags
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    ghost_tags = dict(owner_tags(), **{"owner.pid": dead.stdout.strip(), "owner.start": ""})
+    ghost = client.create_run(experiment, tags=ghost_tags)  # RUNNING, its owner has exited
+    alive = client.create_run(experiment, tags=owner_tags())  # RUNNING, owned by this process
+    finished = client.create_run(experiment, tags=ghost_tags)
+    client.set_terminated(finished.info.run_id, "FINISHED")
+    assert ghost_run_ids(client, [experiment]) == [ghost.info.run_id]
+    assert alive.info.run_id not in ghost_run_ids(client, [experiment])

@@ -1,13 +1,17 @@
 """The job runner end to end: config composition and validation, one MLflow run per job."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import mlflow
+import mlflow.pytorch
 import pytest
+import torch
 from hydra.errors import MissingConfigException
 from mlflow.tracking import MlflowClient
 
@@ -147,3 +151,36 @@ def test_dashboard_hint_names_the_mlflow_beside_this_python(tmp_path: Path, monk
     monkeypatch.setenv("PATH", str(bin_dir))  # activated: plain `mlflow` works
     (bin_dir / "mlflow").chmod(0o755)
     assert tracking.dashboard_hint("sqlite:////data/m.db").startswith("mlflow ui ")
+
+
+def test_a_run_logs_its_dataset_and_with_log_model_a_model_that_the_readme_one_liner_loads(
+        compose_cfg, tracking_uri: str, tmp_path: Path) -> None:
+    final = run_job(compose_cfg(*TINY_SYNTHETIC, "model=mian", f"tracking.uri={tracking_uri}",
+                                "tracking.experiment=model", "tracking.log_model=true",
+                                f"trainer.checkpoint_dir={tmp_path}"))
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("model")
+    (run,) = client.search_runs([experiment.experiment_id], filter_string="dataset.name = 'synthetic'")
+    (dataset_input,) = run.inputs.dataset_inputs
+    sizes = json.loads(dataset_input.dataset.profile)
+    assert sizes["train_samples"] == int(float(run.data.params["data.train_samples"]))
+    assert sizes["valid_samples"] > 0 and sizes["test_samples"] > 0
+    assert len(dataset_input.dataset.digest) == 16
+    assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    (one_liner,) = re.findall(r"`(m = mlflow\.pytorch\.load_model\(.*?)`\.?\n", readme)
+    mlflow.set_tracking_uri(tracking_uri)
+    scope = {"mlflow": mlflow, "torch": torch, "run_id": run.info.run_id}
+    exec(one_liner, scope)  # noqa: S102 - the documented line, as a user would run it
+    probs = scope["probs"]
+    assert probs.shape == (len(scope["batch"]["item"]),) and bool(((probs > 0) & (probs < 1)).all())
+    assert final["test_auc"] == pytest.approx(run.data.metrics["test_auc"])
+
+
+def test_log_model_is_off_by_default(compose_cfg) -> None:
+    assert compose_cfg().tracking.log_model is False
+    with pytest.raises(ConfigError, match="tracking.log_model"):
+        validate_config(compose_cfg("tracking.log_model=maybe"))
+    with pytest.raises(ConfigError, match="tracking.flush_timeout_s"):
+        validate_config(compose_cfg("tracking.flush_timeout_s=-1"))

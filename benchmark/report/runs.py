@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,15 @@ def gim_long(run_id: str, text: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=GIM_COLUMNS)
 
 
+def ghost_run_ids(client: MlflowClient, experiment_ids: list[str]) -> list[str]:
+    """RUNNING runs of these experiments that no live process owns (benchmark.tracking.is_orphaned): the
+    report lists them and leaves them out, like every run that is not FINISHED."""
+    from benchmark.tracking import ghost_runs
+
+    running = client.search_runs(experiment_ids, filter_string="attributes.status = 'RUNNING'", max_results=50_000)
+    return [run.info.run_id for run in ghost_runs(list(running))]
+
+
 def read_mlflow(uri: str, place: str | None = None, artifacts: Path | None = None) -> RunData:
     """Every FINISHED run of an experiment config in the store at `uri`, with its sweep parent. `place` names
     the store in the results (default: its file, relative to the project when inside it; else `uri`);
@@ -111,6 +121,10 @@ def read_mlflow(uri: str, place: str | None = None, artifacts: Path | None = Non
     experiments = {e.experiment_id: e.name for e in client.search_experiments()}
     if not experiments:
         raise ValueError(f"the MLflow store {uri} holds no experiments")
+    ghosts = ghost_run_ids(client, list(experiments))
+    if ghosts:
+        print(f"[report] {place or uri}: left out {len(ghosts)} RUNNING run(s) that no live process owns (end them "
+              f"with `python -m benchmark.tracking reap`): {', '.join(ghosts)}", file=sys.stderr)
     frame = mlflow.search_runs(experiment_ids=list(experiments), filter_string="attributes.status = 'FINISHED'",
                                output_format="pandas")
     if frame.empty or "params.experiment_name" not in frame.columns:
