@@ -114,7 +114,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     tagged `resumed_from=<old run id>` (see benchmark/checkpoint.py)."""
     validate_config(cfg)
     with stop_on_signals():
-        uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+        uri = tracking.resolve_tracking_uri(cfg.tracking.uri, OmegaConf.select(cfg, "paths.tracking_db"))
         experiment_id = tracking.prepare_experiment(uri, str(cfg.tracking.experiment))
         device = select_device(str(cfg.trainer.device))
         checkpoint, resume_state = open_job_checkpoint(cfg)
@@ -156,7 +156,8 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
                 checkpoint.run_id = run.info.run_id
             tracking.log_config(cfg)
             started = time.perf_counter()
-            dataset = load_dataset(cfg.dataset)
+            dataset = load_dataset(cfg.dataset, OmegaConf.select(cfg, "paths.cache_dir"),
+                                   OmegaConf.select(cfg, "paths.raw_dir"))
             data_time = time.perf_counter() - started
             n_train = len(dataset.splits["train"]["label"])
             if int(cfg.trainer.batch_size) > n_train:
