@@ -1,4 +1,4 @@
 """MIAN benchmark suite: one protocol, one trainer, MLflow tracking, Hydra sweeps."""
-from pathlib import Path
+from benchmark.paths import CONFIG_DIR, PACKAGE_DIR, PAPER_DIR, PROJECT_ROOT, SOURCE_CHECKOUT, state_root
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["CONFIG_DIR", "PACKAGE_DIR", "PAPER_DIR", "PROJECT_ROOT", "SOURCE_CHECKOUT", "state_root"]

@@ -1,4 +1,4 @@
-"""`python -m benchmark [overrides]`: one job, or a sweep with `-m`. See README.md for the knobs."""
+"""`python -m benchmark [overrides]` (installed: `mian-bench`): one job, or a sweep with `-m`. See README.md."""
 from __future__ import annotations
 
 import os
@@ -9,11 +9,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from benchmark import CONFIG_DIR
 from benchmark.interrupt import Interrupted
 from benchmark.run import USER_ERRORS, run_job
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Returns the test AUC (Hydra sweepers may optimise it). In a multirun, a failed job is reported and the
     sweep goes on; a single run exits with status 2 and the error message. An interrupt (SIGINT, SIGTERM) ends

@@ -51,7 +51,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from benchmark import PROJECT_ROOT
+from benchmark import CONFIG_DIR, PAPER_DIR, PROJECT_ROOT, state_root
 from benchmark.config import validate_config
 from benchmark.data import load_dataset
 from benchmark.data.schema import Dataset, Schema
@@ -62,7 +62,7 @@ from models import DEEPCTR_MODELS, build_model
 
 MODELS = ("mian", *DEEPCTR_MODELS)
 PAPER_SAMPLES = {"electronics": 1_689_188, "books": 8_900_038}  # paper Table 1, samples of all splits
-PAPER_EFFICIENCY = [PROJECT_ROOT / "benchmark" / "paper_results" / "reported_efficiency.csv",
+PAPER_EFFICIENCY = [PAPER_DIR / "reported_efficiency.csv",
                     PROJECT_ROOT.parent / "shared" / "paper" / "reported_efficiency.csv"]
 EQUIVALENCE_STEPS = 8
 EQUIVALENCE_RTOL = 1e-3
@@ -73,7 +73,7 @@ MIN_TIMED_STEPS = 30  # steps x repeats below which the targets' verdicts carry 
 # ---- data ------------------------------------------------------------------------------------------------------
 def compose_config(*overrides: str) -> DictConfig:
     """The config `python -m benchmark <overrides>` would see, validated."""
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["trainer.progress=false", *overrides])
     validate_config(cfg)
     return cfg
@@ -420,7 +420,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="models also timed with trainer.compile=true (comma-separated, or 'none')")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--no-check", action="store_true", help="skip the graphed == eager check (CUDA)")
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results" / "efficiency")
+    parser.add_argument("--out", type=Path, default=state_root() / "results" / "efficiency")
     parser.add_argument("--force", action="store_true",
                         help="replace this machine's files in --out (otherwise an existing file stops the run)")
     args = parser.parse_args(argv)

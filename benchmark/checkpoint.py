@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark import PROJECT_ROOT
+from benchmark import state_root
 from benchmark.interrupt import deferred
 from benchmark.io import atomic_path
 
@@ -37,7 +37,7 @@ FORMAT_VERSION = 1
 CHECKPOINT_FILE = "last.pt"
 REQUIRED_KEYS = ("model", "optimizer", "progress")  # what Trainer.load_state reads
 # Config keys that cannot change a job's result: left out of the job key.
-NON_RESULT_KEYS = ("tracking", "hydra", "experiment_name", "trainer.resume", "trainer.checkpoint_dir",
+NON_RESULT_KEYS = ("tracking", "hydra", "paths", "experiment_name", "trainer.resume", "trainer.checkpoint_dir",
                    "trainer.progress")
 
 
@@ -62,8 +62,8 @@ def job_key(cfg: DictConfig) -> str:
 
 def job_folder(cfg: DictConfig) -> Path:
     """Where this job's checkpoints go."""
-    root = cfg.trainer.get("checkpoint_dir", None)
-    base = Path(os.path.expanduser(str(root))) if root else PROJECT_ROOT / "checkpoints"
+    root = cfg.trainer.get("checkpoint_dir", None) or OmegaConf.select(cfg, "paths.checkpoint_dir")
+    base = Path(os.path.expanduser(str(root))) if root else state_root() / "checkpoints"
     name = f"{cfg.model.name}-{cfg.dataset.name}-seed{cfg.seed}-{job_key(cfg)}"
     return base.resolve() / name
 

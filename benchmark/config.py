@@ -22,12 +22,12 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmark import PROJECT_ROOT
+from benchmark import CONFIG_DIR
 from benchmark.trainer import L2_SCOPES, WEIGHT_DECAYS
 from models import DEEPCTR_MODELS, NATIVE_MODELS
 from models.mian import E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, POSITIONALS, SCORE_READINGS
 
-CONF_DIR = PROJECT_ROOT / "conf"
+CONF_DIR = CONFIG_DIR
 Rule = tuple[Callable[[Any], bool], str]
 
 
@@ -132,6 +132,13 @@ RULES: dict[str, Rule] = {
     "tracking.parent_run_id": OPTIONAL_TEXT,
     "tracking.log_model": BOOL,
     "tracking.flush_timeout_s": number(0.0),
+    "paths.root": TEXT,
+    "paths.tracking_db": TEXT,
+    "paths.checkpoint_dir": TEXT,
+    "paths.raw_dir": TEXT,
+    "paths.cache_dir": TEXT,
+    "paths.outputs": TEXT,
+    "paths.multirun": TEXT,
     "trainer.max_epochs": integer(1),
     "trainer.patience": integer(1),
     "trainer.batch_size": integer(1),

@@ -163,7 +163,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     tagged `resumed_from=<old run id>` (see benchmark/checkpoint.py)."""
     validate_config(cfg)
     with stop_on_signals():
-        uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+        uri = tracking.resolve_tracking_uri(cfg.tracking.uri, OmegaConf.select(cfg, "paths.tracking_db"))
         experiment_id = tracking.prepare_experiment(uri, str(cfg.tracking.experiment))
         device = select_device(str(cfg.trainer.device))
         checkpoint, resume_state = open_job_checkpoint(cfg)
@@ -208,7 +208,8 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
             _tidy_store(uri, experiment_id, run.info.run_id, resume_state)
             tracking.log_config(cfg)
             started = time.perf_counter()
-            dataset = load_dataset(cfg.dataset)
+            dataset = load_dataset(cfg.dataset, OmegaConf.select(cfg, "paths.cache_dir"),
+                                   OmegaConf.select(cfg, "paths.raw_dir"))
             data_time = time.perf_counter() - started
             sizes = {split: len(arrays["label"]) for split, arrays in dataset.splits.items()}
             tracking.log_dataset(str(cfg.dataset.name), tracking.dataset_digest(dataset.stats, cfg.dataset), sizes,

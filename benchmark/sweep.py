@@ -106,7 +106,7 @@ class SweepCallback(Callback):
 
     # --- in the launching process -------------------------------------------------------------------------
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.tracking_uri = resolve_tracking_uri(config.tracking.uri)
+        self.tracking_uri = resolve_tracking_uri(config.tracking.uri, OmegaConf.select(config, "paths.tracking_db"))
         experiment_id = prepare_experiment(self.tracking_uri, str(config.tracking.experiment))
         hydra_cfg = config.hydra
         task = [str(o) for o in hydra_cfg.overrides.task]
@@ -186,7 +186,7 @@ class SweepCallback(Callback):
         tags = {"command": benchmark_command(overrides, multirun=False), "cpu_model": cpu_model(),
                 "packages": package_versions(), "experiment_name": str(config.get("experiment_name") or "adhoc")}
         try:
-            client = MlflowClient(resolve_tracking_uri(config.tracking.uri))
+            client = MlflowClient(resolve_tracking_uri(config.tracking.uri, OmegaConf.select(config, "paths.tracking_db")))
             for key, value in tags.items():
                 client.set_tag(last.info.run_id, key, value)
         except Exception as error:  # noqa: BLE001

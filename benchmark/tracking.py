@@ -20,10 +20,9 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark import PROJECT_ROOT
+from benchmark import PROJECT_ROOT, SOURCE_CHECKOUT, state_root
 from benchmark.io import file_lock
 
-DEFAULT_DB = PROJECT_ROOT / "mlflow.db"
 T = TypeVar("T")
 
 
@@ -31,11 +30,17 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be reached or used: raised before any training starts."""
 
 
-def resolve_tracking_uri(configured: str | None) -> str:
-    """`tracking.uri` if set, else $MLFLOW_TRACKING_URI, else a SQLite file at the project root."""
+def default_db() -> Path:
+    """The SQLite store used when nothing names one: `mlflow.db` under the state root (benchmark/paths.py)."""
+    return state_root() / "mlflow.db"
+
+
+def resolve_tracking_uri(configured: str | None, default: str | Path | None = None) -> str:
+    """`tracking.uri` if set, else $MLFLOW_TRACKING_URI, else the SQLite file `default` (a job's
+    `paths.tracking_db`; without one, `default_db()`)."""
     if configured:
         return str(configured)
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_DB}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{default or default_db()}"
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -216,6 +221,8 @@ def git_commit() -> str:
     received the working tree without its matching .git (a copy made for a GPU machine) must be told the commit."""
     if os.environ.get(COMMIT_ENV):
         return os.environ[COMMIT_ENV]
+    if not SOURCE_CHECKOUT:  # an installed package: git would answer for whatever repository holds the venv
+        return "unknown"
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                              timeout=5)
@@ -243,11 +250,12 @@ def log_config(cfg: DictConfig) -> None:
     """Every resolved config value as a param (filterable in the dashboard) and the YAML as an artifact."""
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
+    container.pop("paths", None)  # this machine's folders: no part of the job (the checkpoint_dir tag names its own)
     params = {k: str(v)[:500] for k, v in flatten(container).items()}
     items = list(params.items())
     for lo in range(0, len(items), 100):
         log_params(dict(items[lo:lo + 100]))
-    log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    log_text(OmegaConf.to_yaml(OmegaConf.create(container)), "config.yaml")
 
 
 # ------------------------------------------------------------------------- logging that training never waits for

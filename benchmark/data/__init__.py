@@ -6,19 +6,21 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from benchmark import PROJECT_ROOT
+from benchmark import state_root
 from benchmark.data.schema import Dataset, Field, Schema
 
 __all__ = ["Dataset", "Field", "Schema", "load_dataset", "default_cache_dir"]
 
 
 def default_cache_dir() -> Path:
-    return PROJECT_ROOT / "datasets" / "cache"
+    return state_root() / "datasets" / "cache"
 
 
-def load_dataset(cfg: DictConfig, cache_dir: Path | None = None) -> Dataset:
-    """Build (or read from cache) the dataset named by `cfg.loader`, and validate it."""
+def load_dataset(cfg: DictConfig, cache_dir: Path | str | None = None, raw_root: Path | str | None = None) -> Dataset:
+    """Build (or read from cache) the dataset named by `cfg.loader`, and validate it. `raw_root` holds the default
+    raw folders (`<raw_root>/<name>`, used when `cfg.raw_dir` is unset; a job's `paths.raw_dir`)."""
     module = importlib.import_module(f"benchmark.data.{cfg.loader}")
-    dataset: Dataset = module.load(cfg, Path(cache_dir) if cache_dir else default_cache_dir())
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    dataset: Dataset = module.load(cfg, cache, raw_root=raw_root)
     dataset.validate()
     return dataset

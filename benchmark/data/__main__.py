@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from benchmark import PROJECT_ROOT
+from benchmark import CONFIG_DIR
 from benchmark.data import load_dataset
 from benchmark.data.download import SOURCES, default_raw_dir, fetch, missing, missing_message
 from benchmark.data.errors import DataError
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in paths:
                 print(path)
             return 0
-        conf = PROJECT_ROOT / "conf" / "dataset" / f"{args.name}.yaml"
+        conf = CONFIG_DIR / "dataset" / f"{args.name}.yaml"
         if not conf.exists():
             raise DataError(f"no dataset config {conf}")
         base = OmegaConf.load(conf)
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(overrides) - set(base))
         if unknown:  # a typo would otherwise be ignored silently
             raise DataError(f"unknown key(s) {', '.join(unknown)} for dataset {args.name}; "
-                            f"{conf.relative_to(PROJECT_ROOT)} has: {', '.join(sorted(map(str, base)))}")
+                            f"conf/{conf.relative_to(CONFIG_DIR)} has: {', '.join(sorted(map(str, base)))}")
         cfg = OmegaConf.merge(base, overrides)
         if args.raw_dir is not None:
             cfg.raw_dir = args.raw_dir

@@ -103,10 +103,10 @@ class AmazonOptions:
         return opts
 
 
-def load(cfg: Any, cache_dir: Path) -> Dataset:
+def load(cfg: Any, cache_dir: Path, raw_root: Path | str | None = None) -> Dataset:
     """Build (or read from the cache) the Amazon dataset described by the `dataset` config node."""
     opts = AmazonOptions.from_cfg(cfg)
-    raw_dir, is_default = resolve_raw_dir(cfg)
+    raw_dir, is_default = resolve_raw_dir(cfg, raw_root)
     files = [raw_dir / opts.reviews_file, raw_dir / opts.meta_file]
     ensure_raw_files(opts.name, raw_dir, ((opts.reviews_file,), (opts.meta_file,)),
                      allow_download=is_default and bool(option(cfg, "download", True)))

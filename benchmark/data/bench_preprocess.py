@@ -217,9 +217,9 @@ def _peak_rss_mib() -> int:
 def _dataset_cfg(name: str, raw: Path) -> Any:
     from omegaconf import OmegaConf
 
-    from benchmark import PROJECT_ROOT
+    from benchmark import CONFIG_DIR
 
-    cfg = OmegaConf.load(PROJECT_ROOT / "conf" / "dataset" / f"{name}.yaml")
+    cfg = OmegaConf.load(CONFIG_DIR / "dataset" / f"{name}.yaml")
     cfg.raw_dir = str(raw)
     cfg.download = False
     return cfg

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import PROJECT_ROOT
+from benchmark import state_root
 from benchmark.data.cache import CacheWriter
 from benchmark.data.errors import DataError
 from benchmark.data.schema import as_int32
@@ -32,15 +32,17 @@ def option(cfg: Any, key: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def resolve_raw_dir(cfg: Any) -> tuple[Path, bool]:
+def resolve_raw_dir(cfg: Any, raw_root: Path | str | None = None) -> tuple[Path, bool]:
     """The raw folder and whether it is the default one (`datasets/raw/<name>`, where downloads may go).
 
     A relative `raw_dir` is taken from the directory the command was started in (Hydra's original cwd when
-    Hydra changed it), else from the project root.
+    Hydra changed it), else from the state root (benchmark/paths.py: the checkout in a source checkout). The
+    default folder is `<raw_root>/<name>`, `raw_root` defaulting to `<state root>/datasets/raw`.
     """
     raw_dir = cfg.get("raw_dir", None)
     if raw_dir is None:
-        return PROJECT_ROOT / "datasets" / "raw" / str(cfg.name), True
+        base = Path(os.path.expanduser(str(raw_root))) if raw_root else state_root() / "datasets" / "raw"
+        return base / str(cfg.name), True
     path = Path(os.path.expanduser(str(raw_dir)))
     if path.is_absolute():
         return path, False
@@ -53,7 +55,7 @@ def resolve_raw_dir(cfg: Any) -> tuple[Path, bool]:
             bases.append(Path(get_original_cwd()))
     except ImportError:  # pragma: no cover
         pass
-    bases += [Path.cwd(), PROJECT_ROOT]
+    bases += [Path.cwd(), state_root()]
     for base in bases:
         if (base / path).is_dir():
             return (base / path).resolve(), False

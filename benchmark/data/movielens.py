@@ -79,9 +79,9 @@ class MovieLensOptions:
         return opts
 
 
-def load(cfg: Any, cache_dir: Path) -> Dataset:
+def load(cfg: Any, cache_dir: Path, raw_root: Path | str | None = None) -> Dataset:
     """Build (or read from the cache) MovieLens-1M from ratings.dat(.gz), users.dat and movies.dat."""
-    raw_dir, is_default = resolve_raw_dir(cfg)
+    raw_dir, is_default = resolve_raw_dir(cfg, raw_root)
     ensure_raw_files("movielens", raw_dir,
                      (("ratings.dat", "ratings.dat.gz"), ("users.dat",), ("movies.dat",)),
                      allow_download=is_default and bool(option(cfg, "download", True)))

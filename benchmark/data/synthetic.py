@@ -145,6 +145,6 @@ def generate(cfg: DictConfig) -> Dataset:
     return Dataset.from_dense(str(cfg.name), schema, splits, stats)
 
 
-def load(cfg: DictConfig, cache_dir: Path) -> Dataset:
+def load(cfg: DictConfig, cache_dir: Path, raw_root: Path | str | None = None) -> Dataset:
     """Generation takes about a second, so the synthetic data is never cached."""
     return generate(cfg)

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmark import PROJECT_ROOT
+from benchmark import state_root
 from benchmark.report.names import (  # noqa: F401 - re-exported: `from benchmark.report import DATASETS`
     ABLATION_LABELS, ABLATIONS, AMAZON, ARM_LABELS, CONTROL_ARMS, DATASET_ARGS, DATASET_LABELS, DATASETS, DIAGNOSTICS,
     EFFECT_CONTROLS, EFFECT_MODULE, EFFECT_VARIANTS, EFFECTS, ENCODER_LABELS, ENCODERS, INTERACTIONS, LEARNED_MARGIN,
@@ -85,14 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m benchmark.report", description=__doc__.split("\n")[0])
     parser.add_argument("--tracking-uri", action="append", metavar="URI",
-                        help="MLflow store to read (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db);"
+                        help="MLflow store to read (default: $MLFLOW_TRACKING_URI, else sqlite:///<state root>/mlflow.db);"
                         " give it more than once to read several stores as one")
     parser.add_argument("--stores", type=Path, metavar="DIR",
                         help="read the stores archived under DIR (each folder's runs.tar.gz; the ones DIR/stores.txt "
                         "lists when it exists), e.g. results/runs for the committed tables; with --tracking-uri too")
     parser.add_argument("--from-export", type=Path, metavar="DIR",
                         help="read the runs from an export folder (runs.csv, history.csv, gim_weights.csv) instead")
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results", help="output folder (default results/)")
+    parser.add_argument("--out", type=Path, default=state_root() / "results",
+                        help="output folder (default results/ under the state root: the checkout, $MIAN_BENCH_HOME or .)")
     parser.add_argument("--export", type=Path, metavar="DIR",
                         help="where to write the export of the runs read (default <out>/export; not with "
                         "--from-export)")

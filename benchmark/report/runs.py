@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from benchmark import PAPER_DIR
 from benchmark.io import atomic_write_bytes
 from benchmark.report.names import DATASET_LABELS, DIAGNOSTICS, EFFECTS
 
-PAPER_DIR = Path(__file__).resolve().parent.parent / "paper_results"
 
 
 # Three frames, the same whichever the source:
