@@ -135,6 +135,15 @@ def test_sigint_marks_the_run_killed_and_resume_from_a_path_ends_as_an_uninterru
     assert not job_folder(cfg).exists()
 
 
+def wait_for_first_checkpoint(proc: subprocess.Popen, tmp_path: Path) -> None:
+    """Until the job in `proc` has written its epoch-1 checkpoint under tmp_path/ckpt (it must stay alive)."""
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "ckpt").glob(f"*/{CHECKPOINT_FILE}")):
+        assert proc.poll() is None, (tmp_path / "stderr").read_text()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint of epoch 1 within 240 s"
+        time.sleep(0.05)
+
+
 def test_sigterm_mid_epoch_then_rerunning_the_same_command_resumes(
         store: str, reference: tuple[dict[str, float], str], tmp_path: Path) -> None:
     """A real process, signalled in the middle of epoch 2 (once the checkpoint of epoch 1 exists)."""
@@ -143,11 +152,7 @@ def test_sigterm_mid_epoch_then_rerunning_the_same_command_resumes(
         proc = subprocess.Popen([sys.executable, "-m", "benchmark", *job, f"hydra.run.dir={tmp_path / 'out'}"],
                                 cwd=PROJECT_ROOT, env=SUBPROCESS_ENV, stdout=out, stderr=err)
         try:
-            deadline = time.monotonic() + 240
-            while not list((tmp_path / "ckpt").glob(f"*/{CHECKPOINT_FILE}")):
-                assert proc.poll() is None, (tmp_path / "stderr").read_text()[-3000:]
-                assert time.monotonic() < deadline, "no checkpoint of epoch 1 within 240 s"
-                time.sleep(0.05)
+            wait_for_first_checkpoint(proc, tmp_path)
             proc.send_signal(signal.SIGTERM)
             returncode = proc.wait(timeout=120)
         finally:
@@ -176,11 +181,7 @@ def test_sigkill_mid_epoch_leaves_a_ghost_that_the_resumed_job_ends_killed(
         proc = subprocess.Popen([sys.executable, "-m", "benchmark", *job, f"hydra.run.dir={tmp_path / 'out'}"],
                                 cwd=PROJECT_ROOT, env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL, stderr=err)
         try:
-            deadline = time.monotonic() + 240
-            while not list((tmp_path / "ckpt").glob(f"*/{CHECKPOINT_FILE}")):
-                assert proc.poll() is None, (tmp_path / "stderr").read_text()[-3000:]
-                assert time.monotonic() < deadline, "no checkpoint of epoch 1 within 240 s"
-                time.sleep(0.05)
+            wait_for_first_checkpoint(proc, tmp_path)
             (running,) = runs_of(store, "sigkill")
             assert running.info.status == "RUNNING" and not tracking.ghost_runs([running]), "its owner is alive"
             proc.kill()
