@@ -10,8 +10,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from benchmark import CONFIG_DIR
+from benchmark.config import ConfigError
 from benchmark.interrupt import Interrupted
 from benchmark.run import USER_ERRORS, run_job
+from benchmark.sweep import CONFIG_ERROR_ENV
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
@@ -21,6 +23,9 @@ def main(cfg: DictConfig) -> float | None:
     the job and the sweep with status 128 + the signal number."""
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
+        refusal = HydraConfig.get().job.env_set.get(CONFIG_ERROR_ENV)
+        if refusal:  # this job of a sweep did not compose (benchmark/sweep.py: keep_invalid_jobs)
+            raise ConfigError(refusal)
         return float(run_job(cfg)["test_auc"])
     except KeyboardInterrupt as error:  # SIGINT/SIGTERM: the run is KILLED, its checkpoint kept; a sweep stops
         if os.environ.get("BENCHMARK_DEBUG"):

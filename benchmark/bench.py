@@ -58,9 +58,10 @@ from benchmark.data.schema import Dataset, Schema
 from benchmark.io import atomic_write_text
 from benchmark.tracking import git_commit
 from benchmark.trainer import Trainer, select_device, synchronize
-from models import DEEPCTR_MODELS, build_model
+from benchmark.names import DEEPCTR_MODELS, NATIVE_MODELS
+from models import build_model
 
-MODELS = ("mian", *DEEPCTR_MODELS)
+MODELS = (*NATIVE_MODELS, *DEEPCTR_MODELS)  # MIAN first: the efficiency table compares to it
 PAPER_SAMPLES = {"electronics": 1_689_188, "books": 8_900_038}  # paper Table 1, samples of all splits
 PAPER_EFFICIENCY = [PAPER_DIR / "reported_efficiency.csv",
                     PROJECT_ROOT.parent / "shared" / "paper" / "reported_efficiency.csv"]

@@ -1,6 +1,7 @@
 """One job: validate the config, load data, build the model, train, and record it all as one MLflow run."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import sys
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark import tracking
 from benchmark.checkpoint import JobCheckpoint, job_folder, open_job_checkpoint
 from benchmark.config import ConfigError, validate_config
+from benchmark.config import schema as config_schema
 from benchmark.diagnostics import learned
 from benchmark.data import load_dataset
 from benchmark.interrupt import Interrupted, deferred, stop_on_signals
@@ -37,9 +39,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# MIAN options that tell its runs apart in the tables (tags of every MIAN run), with their defaults.
-MIAN_READING_DEFAULTS = {"encoder": "pre_ln", "ibim_score": "additive", "field_score": "additive",
-                         "e_b_pool": "mean", "positional": "learned"}
+# MIAN options that tell its runs apart in the tables (tags of every MIAN run), with their schema's defaults.
+MIAN_READING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(config_schema.MIAN)
+                         if f.name in ("encoder", "ibim_score", "field_score", "e_b_pool", "positional")}
 
 
 # The protocol knobs a run's `protocol` tag names when they differ from the protocol's own values.
@@ -57,11 +59,11 @@ def protocol_of(cfg: DictConfig) -> str:
 
 def protocol_values(name: str, model: str) -> dict[str, Any]:
     """The trainer knobs of protocol `name` for `model` with nothing else overridden: conf/trainer/default.yaml
-    under the `trainer` values of conf/protocol/<name>.yaml and of conf/protocol_model/<name>_<model>.yaml
-    where there is one (read from the files: this runs inside a Hydra job)."""
-    from benchmark.config import CONF_DIR
+    over its schema, under the `trainer` values of conf/protocol/<name>.yaml and of
+    conf/protocol_model/<name>_<model>.yaml where there is one (read from the files: this runs inside a Hydra job)."""
+    from benchmark.config import CONF_DIR, group_config
 
-    layers = [OmegaConf.load(CONF_DIR / "trainer" / "default.yaml")]
+    layers = [group_config("trainer", "default")]
     for path in (CONF_DIR / "protocol" / f"{name}.yaml", CONF_DIR / "protocol_model" / f"{name}_{model}.yaml"):
         if path.is_file():
             layers.append(OmegaConf.load(path).get("trainer", {}))

@@ -24,13 +24,18 @@ from importlib import metadata
 from typing import Any
 
 import mlflow
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
 from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from benchmark.config import composition_error
 
 from benchmark.tracking import git_commit, owner_tags, prepare_experiment, resolve_tracking_uri
 
 PARENT_ENV = "BENCHMARK_PARENT_RUN_ID"
+CONFIG_ERROR_ENV = "BENCHMARK_CONFIG_ERROR"  # a job's refusal, carried in hydra.job.env_set (keep_invalid_jobs)
 PACKAGES = ("torch", "deepctr-torch", "mlflow", "hydra-core", "numpy", "pandas")
 
 
@@ -95,6 +100,40 @@ def sweep_axes(params: dict[str, str], task_overrides: list[str]) -> dict[str, l
     return axes
 
 
+def keep_invalid_jobs(loader: Any) -> None:
+    """Let a job whose overrides do not compose fail alone, as a job with a value out of range does.
+
+    Hydra composes every job of a sweep before it launches any (BasicSweeper.validate_batch_is_legal), so one
+    value of the wrong type for its schema (trainer.lr=abc) would stop the whole sweep. With the launching
+    process's config loader wrapped here, such a job is composed without the override Hydra refused and carries
+    the refusal, in validate_config's words, in `hydra.job.env_set`; benchmark/__main__.py then ends the job with
+    it and the sweep goes on. Jobs composed elsewhere (SLURM nodes) still fail with Hydra's own message."""
+    if getattr(loader, "keeps_invalid_jobs", False):
+        return
+    compose = loader.load_sweep_config
+
+    def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        try:
+            return compose(master_config, sweep_overrides)
+        except ConfigCompositionException as error:
+            refusal = composition_error(error)
+            if refusal is None:
+                raise
+            kept = [o for o in sweep_overrides if f"override {o}" not in str(error)]
+            try:
+                cfg = compose(master_config, kept)
+            except ConfigCompositionException:
+                cfg = compose(master_config, [])
+        with open_dict(cfg):
+            cfg.hydra.job.env_set[CONFIG_ERROR_ENV] = str(refusal)
+            cfg.hydra.overrides.task = list(sweep_overrides)
+            cfg.hydra.job.override_dirname = ",".join(sorted(sweep_overrides))
+        return cfg
+
+    loader.load_sweep_config = load_sweep_config
+    loader.keeps_invalid_jobs = True
+
+
 class SweepCallback(Callback):
     """One parent MLflow run per multirun; every job's run is its child (see the module docstring)."""
 
@@ -106,6 +145,8 @@ class SweepCallback(Callback):
 
     # --- in the launching process -------------------------------------------------------------------------
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if GlobalHydra.instance().is_initialized():
+            keep_invalid_jobs(GlobalHydra.instance().config_loader())
         self.tracking_uri = resolve_tracking_uri(config.tracking.uri, OmegaConf.select(config, "paths.tracking_db"))
         experiment_id = prepare_experiment(self.tracking_uri, str(config.tracking.experiment))
         hydra_cfg = config.hydra

@@ -42,6 +42,7 @@ from benchmark.batches import device_splits, model_inputs
 from benchmark.data.schema import Dataset
 from benchmark.diagnostics import base_rate_entropy, diagnose, probe_index
 from benchmark.metrics import evaluate
+from benchmark.names import L2_SCOPES, WEIGHT_DECAYS
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 WARMUP_STEPS = 3  # eager steps before the CUDA-graph capture (first epoch only)
@@ -98,8 +99,6 @@ def _flag(value: Any) -> bool:
     return str(value).lower() == "true"
 
 
-L2_SCOPES = ("dense", "kernels")
-WEIGHT_DECAYS = ("coupled", "decoupled")
 
 
 def embedding_ids(model: nn.Module) -> set[int]:

@@ -6,16 +6,13 @@ Contract every model follows (the shared trainer relies on it):
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from benchmark.data.schema import Schema
 
-NATIVE_MODELS = ("mian",)
-DEEPCTR_MODELS = ("lr", "wide_deep", "dcn", "deepfm", "xdeepfm", "din", "dien")
+from benchmark.names import DEEPCTR_MODELS, NATIVE_MODELS
 
 
 def build_model(
@@ -26,13 +23,7 @@ def build_model(
     if name == "mian":
         from models.mian import MIAN, MIANConfig
 
-        options: dict[str, Any] = OmegaConf.to_container(model_cfg, resolve=True)  # type: ignore[assignment]
-        options.pop("name")
-        options["mlp_dims"] = tuple(options["mlp_dims"])
-        if ablation_cfg is not None:
-            for module in ("ibim", "iuim", "icim", "gim", "field_inputs"):
-                options[module] = bool(ablation_cfg[module])
-        return MIAN(schema, MIANConfig(**options)).to(device)
+        return MIAN(schema, MIANConfig.from_config(model_cfg, ablation_cfg)).to(device)
     if name in DEEPCTR_MODELS:
         from models.deepctr_adapter import build_deepctr_model
 

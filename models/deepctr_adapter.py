@@ -42,6 +42,7 @@ import sys
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,23 +70,16 @@ from deepctr_torch.models.basemodel import BaseModel, Linear  # noqa: E402
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from benchmark.config.schema import MODEL_SCHEMAS
 from benchmark.data.schema import Field, Schema
+from benchmark.names import DEEPCTR_MODELS
 
 FLOAT32_EXACT_IDS = 2**24  # float32 represents every integer in [0, 2^24]; ids are refused from 2^24 on
 HIST_LEN = "hist_len"
 
-_COMMON = {"embedding_dim", "init_std"}
-_DNN = {"dnn_hidden_units", "dnn_activation", "dnn_use_bn", "dropout"}
-_ATTENTION = {"att_hidden_size", "att_activation", "att_weight_normalization"}
-MODEL_OPTIONS: dict[str, set[str]] = {
-    "lr": _COMMON | {"dropout"},  # LR has no hidden layer: dropout is accepted (every model config has it), unused
-    "wide_deep": _COMMON | _DNN,
-    "dcn": _COMMON | _DNN | {"cross_num", "cross_parameterization", "use_linear"},
-    "deepfm": _COMMON | _DNN,
-    "xdeepfm": _COMMON | _DNN | {"cin_layer_size", "cin_split_half", "cin_activation"},
-    "din": _COMMON | _DNN | _ATTENTION,
-    "dien": _COMMON | _DNN | _ATTENTION | {"gru_type", "use_negsampling", "alpha"},
-}
+# Each baseline's options: the fields of its schema (benchmark/config/schema.py), defined there once.
+MODEL_OPTIONS: dict[str, set[str]] = {name: {f.name for f in dataclasses.fields(schema)} - {"name"}
+                                      for name, schema in MODEL_SCHEMAS.items() if name in DEEPCTR_MODELS}
 
 
 # ---- schema -> feature columns ------------------------------------------------------------------------------
@@ -441,7 +435,7 @@ def model_options(model_cfg: DictConfig) -> tuple[str, dict[str, Any]]:
     if missing or unknown:
         raise ValueError(
             f"model={name}: options missing {missing} / unknown {unknown}; expected exactly "
-            f"{sorted(MODEL_OPTIONS[name])} (see conf/model/{name}.yaml)"
+            f"{sorted(MODEL_OPTIONS[name])} (the schema of model={name}: benchmark/config/schema.py)"
         )
     return name, options
 

@@ -27,46 +27,49 @@ Choices the paper leaves open (docs/mian.md, "Open readings") and how they are m
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from benchmark.config import schema as config_schema
 from benchmark.data.schema import Schema
-
-ENCODERS = ("pre_ln", "post_ln", "none")
-GIM_COMBINES = ("concat", "project")
-POSITIONALS = ("learned", "learned_recent", "none")
-E_B_POOLS = ("mean", "sum")
 # Readings of the attention score (docs/mian.md); `per_position` needs ordered keys, so IBIM only.
-SCORE_READINGS = ("additive", "per_position", "bahdanau", "bilinear", "din")
-FIELD_SCORE_READINGS = tuple(r for r in SCORE_READINGS if r != "per_position")
+from benchmark.names import E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, POSITIONALS, SCORE_READINGS
 
 
-@dataclass(frozen=True)
-class MIANConfig:
-    embedding_dim: int = 16
-    encoder: str = "pre_ln"
-    num_heads: int = 8
-    ffn_dim: int = 64
-    positional: str = "learned"
-    ibim_score: str = "additive"
-    field_score: str = "additive"
-    score_dim: int = 32  # hidden width of the bahdanau and din scores
-    e_b_pool: str = "mean"
-    gim_combine: str = "concat"
-    gim_dim: int = 32
-    mlp_dims: tuple[int, ...] = (32, 8)
-    dropout: float = 0.2
-    init_std: float = 0.02
-    # Ablation switches (Table 3): a disabled module is not built at all.
-    ibim: bool = True
-    iuim: bool = True
-    icim: bool = True
-    gim: bool = True
-    # Whether e_u and e_c enter GIM as inputs of their own (False: ablation no_iuim_icim_strict, which
-    # "entirely gives up the user-specific and context features", Section 4.7.1).
-    field_inputs: bool = True
+def _config_fields() -> list[tuple[str, Any, Any]]:
+    """MIANConfig's fields: the options of model=mian, then the ablation's switches (a disabled module is not
+    built at all; `field_inputs=False`, ablation no_iuim_icim_strict, keeps e_u and e_c out of GIM), each with its
+    schema's default. `embedding_dim` comes first and has none: it is the config's root value."""
+    fields: list[tuple[str, Any, Any]] = [("embedding_dim", int, dataclasses.field())]
+    for schema in (config_schema.MIAN, config_schema.Ablation):
+        for f in dataclasses.fields(schema):
+            if f.name in ("name", "embedding_dim"):
+                continue
+            default = f.default if f.default_factory is dataclasses.MISSING else tuple(f.default_factory())
+            fields.append((f.name, f.type, dataclasses.field(default=default)))
+    return fields
+
+
+def _from_config(cls: type, model_cfg: DictConfig, ablation_cfg: DictConfig | None = None) -> Any:
+    """The MIANConfig of a validated `model` (and `ablation`) config node."""
+    options: dict[str, Any] = OmegaConf.to_container(model_cfg, resolve=True)  # type: ignore[assignment]
+    options.pop("name")
+    options["mlp_dims"] = tuple(options["mlp_dims"])
+    if ablation_cfg is not None:
+        options.update({f.name: bool(ablation_cfg[f.name]) for f in dataclasses.fields(config_schema.Ablation)
+                        if f.name != "name"})
+    return cls(**options)
+
+
+# What MIAN is built from. Its fields, defaults and allowed values are those of the schemas of model=mian and of
+# the ablations (benchmark/config/schema.py: MIAN, Ablation), so they are defined once.
+MIANConfig = dataclasses.make_dataclass("MIANConfig", _config_fields(), frozen=True,
+                                        namespace={"from_config": classmethod(_from_config)})
+MIANConfig.__module__ = __name__
 
 
 def masked_softmax(scores: Tensor, mask: Tensor, bounded: bool = True) -> Tensor:

@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from benchmark.config import group_config
 from benchmark.data.schema import Field, Schema
 from models import DEEPCTR_MODELS, build_model
 from models.deepctr_adapter import build_deepctr_model, build_library_net, check_float32_ids
@@ -33,7 +34,8 @@ CPU = torch.device("cpu")
 
 def model_cfg(name: str, **overrides: object) -> DictConfig:
     """The committed config file, resolved against a root with embedding_dim, with `overrides` applied."""
-    root = OmegaConf.create({"embedding_dim": 8, "model": OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml")})
+    model = OmegaConf.to_container(group_config("model", name))  # a plain node: the adapter checks the keys itself
+    root = OmegaConf.create({"embedding_dim": 8, "model": model})
     for key, value in overrides.items():
         root.model[key] = value
     return root.model
@@ -324,7 +326,7 @@ def test_host_tensor_spy_catches_the_library_pooling() -> None:
 # ---- configs ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", BASELINES)
 def test_config_files(name: str) -> None:
-    raw = OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml")
+    raw = group_config("model", name)
     assert raw.name == name
     assert OmegaConf.to_container(raw)["embedding_dim"] == "${embedding_dim}"
     assert name in DEEPCTR_MODELS

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from benchmark.config import group_config
 from benchmark.data import load_dataset
 from benchmark.data.amazon import parse_meta, AmazonOptions
 from benchmark.data.errors import DataError
@@ -72,7 +73,7 @@ def write_raw(folder: Path, reviews=REVIEWS, meta=META, extra_review_lines=(), e
 
 
 def cfg_for(raw: Path, **overrides):
-    base = OmegaConf.load(Path(__file__).resolve().parent.parent / "conf" / "dataset" / "electronics.yaml")
+    base = group_config("dataset", "electronics")
     base.raw_dir = str(raw)
     for k, v in overrides.items():
         base[k] = v
@@ -205,7 +206,7 @@ def test_fast_meta_path_matches_literal_eval(tmp_path: Path) -> None:
     with gzip.open(path, "wt") as f:
         f.write("\n".join(lines) + "\n")
     wanted = {"B00000%02d" % i for i in range(1, 15)}
-    found, counters = parse_meta(path, wanted, AmazonOptions("electronics", "r", "m"))
+    found, counters = parse_meta(path, wanted, AmazonOptions.from_cfg(group_config("dataset", "electronics")))
     assert found == {"B0000001": "Headphones", "B0000002": "Mice", "B0000003": "Kids' Stuff",
                      "B0000004": "Headphones", "B0000005": "Cameras", "B0000009": "Unused",
                      "B0000011": "B]], 'x", "B0000012": None, "B0000013": None, "B0000014": "Café"}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from benchmark.config import group_config
 from benchmark import PROJECT_ROOT
 from benchmark.data import load_dataset
 from benchmark.data.errors import DataError
@@ -45,7 +46,7 @@ def write_raw(folder: Path, ratings=RATINGS, gz: bool = False) -> Path:
 
 
 def cfg_for(raw: Path, **overrides):
-    cfg = OmegaConf.load(PROJECT_ROOT / "conf" / "dataset" / "movielens.yaml")
+    cfg = group_config("dataset", "movielens")
     cfg.raw_dir = str(raw)
     for k, v in overrides.items():
         cfg[k] = v

@@ -28,7 +28,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import PROJECT_ROOT
-from benchmark.config import ABLATION_RULES, DATASET_RULES, MODEL_RULES, RULES, ConfigError, validate_config
+from benchmark.config import ConfigError, group_config, validate_config
+from benchmark.config.schema import DATASET_SCHEMAS, MODEL_SCHEMAS, Ablation, Paths, Root, Trainer, checked_fields
 from benchmark.data import load_dataset
 from benchmark.data.errors import DataError
 from benchmark.data.schema import Field, Schema
@@ -38,7 +39,7 @@ from models import build_model
 SCALE = int(os.environ.get("FUZZ_CASES", "1"))
 CONF = PROJECT_ROOT / "conf"
 
-# Invalid override values for each kind of rule, keyed by a pattern of the rule's message (benchmark/config.py).
+# Invalid override values for each kind of check, keyed by a pattern of its message (benchmark/config/checks.py).
 INVALID_BY_MESSAGE: list[tuple[str, Callable[[re.Match], list[str]]]] = [
     (r"integer >= (-?\d+)", lambda m: [str(int(m[1]) - 1), f"{int(m[1]) + 1}.5", "abc", "null", "true", "[1]",
                                        "nan", "''", "1e3"]),
@@ -76,17 +77,18 @@ def invalid_values(key: str, message: str) -> list[str]:
 
 
 def schema_keys() -> Iterator[tuple[str, str, str]]:
-    """(base config overrides, key, rule message) for every key of the schema, on a config that has it."""
-    for key, (_, message) in RULES.items():
-        yield "model=mian dataset=synthetic", key, message
-    for model, rules in MODEL_RULES.items():
-        for key, (_, message) in rules.items():
-            yield f"model={model} dataset=synthetic", f"model.{key}", message
+    """(base config overrides, key, check message) for every key of the schema, on a config that has it."""
+    for group, schema in (("", Root), ("trainer.", Trainer), ("paths.", Paths), ("ablation.", Ablation)):
+        for key, check in checked_fields(schema):
+            yield "model=mian dataset=synthetic", f"{group}{key}", check.allowed
+    for model, schema in MODEL_SCHEMAS.items():
+        for key, check in checked_fields(schema):
+            yield f"model={model} dataset=synthetic", f"model.{key}", check.allowed
     for loader, dataset in (("synthetic", "synthetic"), ("movielens", "movielens"), ("amazon", "electronics")):
-        for key, (_, message) in DATASET_RULES[loader].items():
-            yield f"model=mian dataset={dataset}", f"dataset.{key}", message
-    for key, (_, message) in ABLATION_RULES.items():
-        yield "model=mian dataset=synthetic", f"ablation.{key}", message
+        for key, check in checked_fields(DATASET_SCHEMAS[loader]):
+            if key.startswith("effects.") and loader != "synthetic":
+                continue  # a real dataset has no effects node to hold the value
+            yield f"model=mian dataset={dataset}", f"dataset.{key}", check.allowed
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +305,7 @@ def write_files(folder: Path, files: dict[str, list[bytes]]) -> None:
 
 
 def dataset_cfg(name: str, raw: Path, policy: str) -> DictConfig:
-    cfg = OmegaConf.load(CONF / "dataset" / f"{name}.yaml")
+    cfg = group_config("dataset", name)
     cfg.raw_dir, cfg.download, cfg.on_bad_line, cfg.max_bad_fraction = str(raw), False, policy, 0.5
     return cfg
 

@@ -5,10 +5,11 @@ import numpy as np
 from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 
+from benchmark.config import group_config
 from benchmark import PROJECT_ROOT
 from benchmark.data.synthetic import generate
 
-BASE = OmegaConf.load(PROJECT_ROOT / "conf" / "dataset" / "synthetic.yaml")
+BASE = group_config("dataset", "synthetic")
 
 
 def small(**changes: object):

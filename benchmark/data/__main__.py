@@ -17,6 +17,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from benchmark.config import group_config
 from benchmark import CONFIG_DIR
 from benchmark.data import load_dataset
 from benchmark.data.download import SOURCES, default_raw_dir, fetch, missing, missing_message
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         conf = CONFIG_DIR / "dataset" / f"{args.name}.yaml"
         if not conf.exists():
             raise DataError(f"no dataset config {conf}")
-        base = OmegaConf.load(conf)
+        base = group_config("dataset", args.name)
         overrides = OmegaConf.from_dotlist(args.overrides + extra)
         unknown = sorted(set(overrides) - set(base))
         if unknown:  # a typo would otherwise be ignored silently

@@ -20,14 +20,14 @@ import logging
 import re
 from time import perf_counter, process_time
 from array import array
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmark.data.cache import CacheWriter, load_or_build
-from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, index_ids, log2_bucket, option,
+from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, index_ids, log2_bucket,
                                    read_blocks, read_lines, resolve_raw_dir, sample_unseen, split_block,
                                    time_parts, user_positions, write_sequences, write_split)
 from benchmark.data.download import ensure_raw_files
@@ -43,7 +43,6 @@ PAPER_TABLE1 = {
     "books": {"users": 603_668, "items": 367_982, "categories": 1_600, "samples": 8_900_038},
     "electronics": {"users": 192_403, "items": 63_001, "categories": 801, "samples": 1_689_188},
 }
-FILE_STEM = {"books": "Books", "electronics": "Electronics"}
 
 ACTIVITY_BUCKETS = 12  # log2 buckets of the number of past reviews
 DAY_BUCKETS = 14  # log2 buckets of day counts (tenure, gap), 2^13 days > 22 years
@@ -65,42 +64,26 @@ _CATS_RE = re.compile(rb"'categories': (\[\[.*?\]\])(?=, '|, \"|\}$)")
 
 @dataclass(frozen=True)
 class AmazonOptions:
-    """Every preprocessing knob; all of them are part of the cache key."""
+    """Every preprocessing knob; all of them are part of the cache key. Defaults and allowed values: the dataset
+    schema `Amazon` (benchmark/config/schema.py), checked before a job loads any data."""
 
     name: str
     reviews_file: str
     meta_file: str
-    max_len: int = 30
-    negatives: int = 1
-    seed: int = 0
-    min_user_reviews: int = 2  # users with fewer reviews give no sample and are dropped (counted)
-    on_bad_line: str = "skip"  # error | skip (counted, logged, bounded by max_bad_fraction)
-    max_bad_fraction: float = 0.001
-    on_missing_meta: str = "unknown"  # unknown: category 0 (counted) | skip: drop those items' reviews | error
-    meta_encoding: str = "utf-8"
+    max_len: int
+    negatives: int
+    seed: int
+    min_user_reviews: int  # users with fewer reviews give no sample and are dropped (counted)
+    on_bad_line: str  # error | skip (counted, logged, bounded by max_bad_fraction)
+    max_bad_fraction: float
+    on_missing_meta: str  # unknown: category 0 (counted) | skip: drop those items' reviews | error
+    meta_encoding: str
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> "AmazonOptions":
-        name = str(cfg.name)
-        stem = FILE_STEM.get(name, name.capitalize())
-        opts = cls(
-            name=name,
-            reviews_file=str(option(cfg, "reviews_file", f"reviews_{stem}_5.json.gz")),
-            meta_file=str(option(cfg, "meta_file", f"meta_{stem}.json.gz")),
-            max_len=int(option(cfg, "max_len", 30)),
-            negatives=int(option(cfg, "negatives", 1)),
-            seed=int(option(cfg, "seed", 0)),
-            min_user_reviews=int(option(cfg, "min_user_reviews", 2)),
-            on_bad_line=str(option(cfg, "on_bad_line", "skip")),
-            max_bad_fraction=float(option(cfg, "max_bad_fraction", 0.001)),
-            on_missing_meta=str(option(cfg, "on_missing_meta", "unknown")),
-            meta_encoding=check_encoding(str(option(cfg, "meta_encoding", "utf-8"))),
-        )
-        if opts.max_len < 1 or opts.negatives < 0 or opts.min_user_reviews < 2:
-            raise DataError("dataset: need max_len >= 1, negatives >= 0 and min_user_reviews >= 2")
-        if opts.on_missing_meta not in ("unknown", "skip", "error"):
-            raise DataError(f"dataset.on_missing_meta must be unknown|skip|error, got {opts.on_missing_meta!r}")
-        return opts
+        """From a dataset config composed over its schema (a job's, or benchmark.config.group_config's)."""
+        options = {f.name: cfg[f.name] for f in fields(cls)}
+        return cls(**{**options, "meta_encoding": check_encoding(options["meta_encoding"])})
 
 
 def load(cfg: Any, cache_dir: Path, raw_root: Path | str | None = None) -> Dataset:
@@ -109,7 +92,7 @@ def load(cfg: Any, cache_dir: Path, raw_root: Path | str | None = None) -> Datas
     raw_dir, is_default = resolve_raw_dir(cfg, raw_root)
     files = [raw_dir / opts.reviews_file, raw_dir / opts.meta_file]
     ensure_raw_files(opts.name, raw_dir, ((opts.reviews_file,), (opts.meta_file,)),
-                     allow_download=is_default and bool(option(cfg, "download", True)))
+                     allow_download=is_default and bool(cfg.download))
     key_config = {"loader": "amazon", "pipeline_version": PIPELINE_VERSION, **asdict(opts)}
     dataset = load_or_build(cache_dir, opts.name, key_config, files, lambda w: build(w, opts, files[0], files[1]))
     log.info("\n%s", stats_table(dataset.stats))

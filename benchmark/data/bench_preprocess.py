@@ -215,11 +215,9 @@ def _peak_rss_mib() -> int:
 
 
 def _dataset_cfg(name: str, raw: Path) -> Any:
-    from omegaconf import OmegaConf
+    from benchmark.config import group_config
 
-    from benchmark import CONFIG_DIR
-
-    cfg = OmegaConf.load(CONFIG_DIR / "dataset" / f"{name}.yaml")
+    cfg = group_config("dataset", name)
     cfg.raw_dir = str(raw)
     cfg.download = False
     return cfg

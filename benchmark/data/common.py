@@ -26,12 +26,6 @@ _BOMS = {codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32", codecs.BO
 
 
 # ---------------------------------------------------------------------------------------------- config
-def option(cfg: Any, key: str, default: Any) -> Any:
-    """`cfg.key` when present and not null, else `default` (cfg is an OmegaConf node or a dict)."""
-    value = cfg.get(key, None) if hasattr(cfg, "get") else getattr(cfg, key, None)
-    return default if value is None else value
-
-
 def resolve_raw_dir(cfg: Any, raw_root: Path | str | None = None) -> tuple[Path, bool]:
     """The raw folder and whether it is the default one (`datasets/raw/<name>`, where downloads may go).
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmark.data.cache import CacheWriter, load_or_build
-from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, log2_bucket, option, rank_ids,
+from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, log2_bucket, rank_ids,
                                    read_blocks, read_lines, resolve_raw_dir, sample_unseen, split_block, time_parts,
                                    user_positions, write_sequences, write_split)
 from benchmark.data.download import ensure_raw_files
@@ -40,43 +40,27 @@ _RATING_RE = re.compile(rb"^(\d{1,18})::(\d{1,18})::(\d{1,18})::(\d{1,18})\r?$",
 
 @dataclass(frozen=True)
 class MovieLensOptions:
-    """Every preprocessing knob; all of them are part of the cache key."""
+    """Every preprocessing knob; all of them are part of the cache key. Defaults and allowed values: the dataset
+    schema `MovieLens` (benchmark/config/schema.py), checked before a job loads any data."""
 
     name: str
     ratings_file: str
-    max_len: int = 30
-    seed: int = 0
-    positive_threshold: int = 4
-    history: str = "positive"  # positive: earlier ratings >= threshold | all: every earlier rating
-    valid_fraction: float = 0.1
-    test_fraction: float = 0.1
-    zip_prefix_len: int = 2
-    on_bad_line: str = "skip"
-    max_bad_fraction: float = 0.001
-    encoding: str = "iso-8859-1"  # of movies.dat and users.dat (ratings.dat is ASCII digits)
+    max_len: int
+    seed: int
+    positive_threshold: int
+    history: str  # positive: earlier ratings >= threshold | all: every earlier rating
+    valid_fraction: float
+    test_fraction: float
+    zip_prefix_len: int
+    on_bad_line: str
+    max_bad_fraction: float
+    encoding: str  # of movies.dat and users.dat (ratings.dat is ASCII digits)
 
     @classmethod
     def from_cfg(cls, cfg: Any, ratings_file: str) -> "MovieLensOptions":
-        opts = cls(
-            name=str(cfg.name), ratings_file=ratings_file,
-            max_len=int(option(cfg, "max_len", 30)),
-            seed=int(option(cfg, "seed", 0)),
-            positive_threshold=int(option(cfg, "positive_threshold", 4)),
-            history=str(option(cfg, "history", "positive")),
-            valid_fraction=float(option(cfg, "valid_fraction", 0.1)),
-            test_fraction=float(option(cfg, "test_fraction", 0.1)),
-            zip_prefix_len=int(option(cfg, "zip_prefix_len", 2)),
-            on_bad_line=str(option(cfg, "on_bad_line", "skip")),
-            max_bad_fraction=float(option(cfg, "max_bad_fraction", 0.001)),
-            encoding=check_encoding(str(option(cfg, "encoding", "iso-8859-1"))),
-        )
-        if opts.history not in ("positive", "all"):
-            raise DataError(f"dataset.history must be positive|all, got {opts.history!r}")
-        if not (0 < opts.valid_fraction and 0 < opts.test_fraction and opts.valid_fraction + opts.test_fraction < 0.7):
-            raise DataError("dataset: valid_fraction and test_fraction must be > 0 and sum to less than 0.7")
-        if opts.max_len < 1 or opts.zip_prefix_len < 1:
-            raise DataError("dataset: need max_len >= 1 and zip_prefix_len >= 1")
-        return opts
+        """From a dataset config composed over its schema (a job's, or benchmark.config.group_config's)."""
+        options = {f.name: cfg[f.name] for f in fields(cls) if f.name != "ratings_file"}
+        return cls(**{**options, "ratings_file": ratings_file, "encoding": check_encoding(options["encoding"])})
 
 
 def load(cfg: Any, cache_dir: Path, raw_root: Path | str | None = None) -> Dataset:
@@ -84,7 +68,7 @@ def load(cfg: Any, cache_dir: Path, raw_root: Path | str | None = None) -> Datas
     raw_dir, is_default = resolve_raw_dir(cfg, raw_root)
     ensure_raw_files("movielens", raw_dir,
                      (("ratings.dat", "ratings.dat.gz"), ("users.dat",), ("movies.dat",)),
-                     allow_download=is_default and bool(option(cfg, "download", True)))
+                     allow_download=is_default and bool(cfg.download))
     ratings = raw_dir / "ratings.dat" if (raw_dir / "ratings.dat").is_file() else raw_dir / "ratings.dat.gz"
     opts = MovieLensOptions.from_cfg(cfg, ratings.name)
     files = [ratings, raw_dir / "users.dat", raw_dir / "movies.dat"]

@@ -1,16 +1,15 @@
 """The report's vocabulary: models, ablations, encoders, datasets, metrics and their labels, in the tables' order."""
 from __future__ import annotations
 
-MODELS = ("lr", "wide_deep", "dcn", "deepfm", "xdeepfm", "din", "dien", "mian")
+from benchmark.names import DATASETS, EFFECTS, ENCODERS, MODELS, TABLE3_ABLATIONS
+
 MODEL_LABELS = {"lr": "LR", "wide_deep": "Wide&Deep", "dcn": "DCN", "deepfm": "DeepFM", "xdeepfm": "xDeepFM",
                 "din": "DIN", "dien": "DIEN", "mian": "MIAN"}
-ABLATIONS = ("full", "no_iuim", "no_icim", "no_ibim", "no_gim", "no_iuim_icim")
+ABLATIONS = TABLE3_ABLATIONS
 ABLATION_LABELS = {"full": "MIAN", "no_iuim": "w/o IUIM", "no_icim": "w/o ICIM", "no_ibim": "w/o IBIM",
                    "no_gim": "w/o GIM", "no_iuim_icim": "w/o IUIM & ICIM"}
-ENCODERS = ("pre_ln", "post_ln", "none")
 ENCODER_LABELS = {"pre_ln": "Pre-LN Transformer (MIAN)", "post_ln": "Post-LN Transformer", "none": "no Transformer"}
 PAPER_ENCODER = {"pre_ln": "pre_ln", "post_ln": "post_ln", "none": "no_transformer"}
-DATASETS = ("synthetic", "movielens", "electronics", "books")
 DATASET_LABELS = {"synthetic": "Synthetic", "movielens": "MovieLens-1M", "electronics": "Amazon Electronics",
                   "books": "Amazon Books"}
 # MovieLens-1M stands in for the paper's private commercial dataset (rich profile, short histories).
@@ -24,7 +23,6 @@ DATASET_ARGS = {"movielens": ["dataset.raw_dir=../shared/data/ml-1m-part"]}
 AMAZON = ("electronics", "books")
 METRICS = (("test_auc", "AUC", "max"), ("test_logloss", "Logloss", "min"), ("test_gauc", "gAUC", "max"))
 INTERACTIONS = ("R_ibim", "R_iuim", "R_icim")
-EFFECTS = ("sequence", "user", "context")
 # The ablation that removes the module meant to model each planted effect (MIAN Section 3.2).
 EFFECT_MODULE = {"sequence": "no_ibim", "user": "no_iuim", "context": "no_icim"}
 EFFECT_VARIANTS = ("full", "no_ibim", "no_iuim", "no_icim")

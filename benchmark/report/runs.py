@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmark import PAPER_DIR
 from benchmark.io import atomic_write_bytes
+from benchmark.names import EXPERIMENTS
 from benchmark.report.names import DATASET_LABELS, DIAGNOSTICS, EFFECTS
 
 
@@ -26,7 +27,6 @@ from benchmark.report.names import DATASET_LABELS, DIAGNOSTICS, EFFECTS
 # - `history`: every per-epoch metric of those runs: `run_id`, `key`, `step`, `value`;
 # - `gim`: the GIM weights MIAN runs logged (gim_weights.csv), long form: `run_id`, `example`, `test_index`,
 #   `label`, `prob`, `position`, `name`, `weight`.
-EXPERIMENTS = ("table2", "table3", "table4", "efficiency", "effects", "readings", "sensitivity")
 EPOCH_METRICS = ("train_loss", "val_auc", "val_logloss", "val_gauc", "epoch_time_s")
 EXPORT_FILES = {"runs": "runs.csv", "history": "history.csv", "gim": "gim_weights.csv"}
 HISTORY_COLUMNS = ["run_id", "key", "step", "value"]

@@ -1,0 +1,130 @@
+"""The value checks a schema field carries (`option(default, check)`), each with the sentence that says what is
+allowed. Hydra checks a field's type when it composes the config; these add what a type cannot say: ranges,
+choices, formats. Keys whose type OmegaConf would coerce (it turns 0 or 'true' into a bool and 123 into '123')
+are typed `Any` in the schema and keep a strict check of their kind here instead."""
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import ListConfig
+
+CHECK = "check"  # the dataclass field metadata key
+
+
+@dataclass(frozen=True)
+class Check:
+    """`ok(value)` says whether a value is allowed; `allowed` says what is, e.g. 'must be an integer >= 1'."""
+
+    ok: Callable[[Any], bool]
+    allowed: str
+
+    def passes(self, value: Any) -> bool:
+        try:
+            return bool(self.ok(value))
+        except (TypeError, ValueError, AttributeError):
+            return False
+
+
+def option(default: Any, check: Check) -> Any:
+    """A schema field with its default and its check (lists get a fresh copy per instance)."""
+    if isinstance(default, (list, tuple)):
+        items = list(default)
+        return dataclasses.field(default_factory=lambda: list(items), metadata={CHECK: check})
+    return dataclasses.field(default=default, metadata={CHECK: check})
+
+
+def check_of(field: dataclasses.Field) -> Check | None:
+    return field.metadata.get(CHECK)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def integer(low: int, high: int | None = None) -> Check:
+    span = f">= {low}" if high is None else f"in [{low}, {high}]"
+    return Check(lambda v: _is_int(v) and v >= low and (high is None or v <= high), f"must be an integer {span}")
+
+
+def number(low: float, high: float | None = None, low_open: bool = False, high_open: bool = False) -> Check:
+    def ok(v: Any) -> bool:
+        if not _is_number(v):
+            return False
+        above = v > low if low_open else v >= low
+        below = high is None or (v < high if high_open else v <= high)
+        return above and below
+
+    span = f"{'>' if low_open else '>='} {low}" if high is None else \
+        f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    return Check(ok, f"must be a finite number {span}")
+
+
+def choice(*options: str, case_sensitive: bool = True, note: str = "") -> Check:
+    def ok(v: Any) -> bool:
+        if not isinstance(v, str):
+            return False
+        return v in options if case_sensitive else v.lower() in {o.lower() for o in options}
+
+    return Check(ok, f"must be one of {', '.join(options)}{note}")
+
+
+def int_list(min_len: int = 1) -> Check:
+    def ok(v: Any) -> bool:
+        return isinstance(v, (list, tuple, ListConfig)) and len(v) >= min_len and all(_is_int(x) and x >= 1 for x in v)
+
+    return Check(ok, f"must be a list of at least {min_len} integer(s) >= 1")
+
+
+def _encoding(v: Any) -> bool:
+    if not isinstance(v, str):
+        return False
+    try:
+        codecs.lookup(v)
+    except LookupError:
+        return False
+    return True
+
+
+def _tracking_uri(v: Any) -> bool:
+    if v is None:
+        return True
+    if not isinstance(v, str) or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", v) is None:
+        return False
+    return not v.startswith("sqlite:") or (v.startswith("sqlite:///") and len(v) > len("sqlite:///"))
+
+
+def _resume(v: Any) -> bool:
+    if isinstance(v, bool) or v in ("auto", "false", "true"):
+        return True
+    return isinstance(v, str) and v.strip() != "" and Path(v).expanduser().exists()
+
+
+ANY_NUMBER = Check(_is_number, "must be a finite number")
+BOOL = Check(lambda v: isinstance(v, bool), "must be true or false")
+TEXT = Check(lambda v: isinstance(v, str) and v.strip() != "", "must be a non-empty string")
+OPTIONAL_TEXT = Check(lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
+                      "must be null or a non-empty string")
+ON_OFF_AUTO = Check(lambda v: isinstance(v, bool) or v in ("auto", "true", "false"), "must be auto, true or false")
+FRACTION = number(0.0, 1.0)  # [0, 1]
+OPEN_FRACTION = number(0.0, 1.0, low_open=True, high_open=True)  # (0, 1)
+ENCODING = Check(_encoding, "must be a known text encoding such as iso-8859-1 or utf-8")
+DEVICE = Check(lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
+               "must be auto, cpu, cuda or cuda:N")
+TRACKING_URI = Check(_tracking_uri, "must be null or a URI such as sqlite:///<abs path>.db or http://host:port")
+RESUME = Check(_resume, "must be auto, false, or the path of an existing checkpoint (file or folder)")
+BETAS = Check(lambda v: isinstance(v, (list, ListConfig)) and len(v) == 2 and all(_is_number(b) and 0 <= b < 1 for b in v),
+              "must be two numbers in [0, 1)")
+# DeepCTR-Torch's activation names; Dice works in the attention units only (its DNN fails on it with an assert)
+ACTIVATION = choice("relu", "sigmoid", "linear", "prelu", case_sensitive=False)
+ATTENTION_ACTIVATION = choice("relu", "sigmoid", "linear", "prelu", "Dice", case_sensitive=False)

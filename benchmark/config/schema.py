@@ -1,0 +1,360 @@
+"""The typed schema of every config group: one dataclass per option, each field with its type, its default and
+its check (`option(default, check)`). They are registered in Hydra's ConfigStore as `base_<option>` of their group
+(`base_config` for the root), and each YAML file under conf/ starts from its schema in its defaults list, so
+Hydra checks the types as it composes and the YAML files hold only what differs from the schema. Checks across
+keys sit beside their schema (`check_across`); benchmark/config/__init__.py runs every check before any data is
+loaded. Models and datasets read their options from the validated config: no default lives anywhere else.
+
+`python -m benchmark --cfg job [overrides]` prints the composed config with every value."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import II, MISSING, DictConfig
+
+from benchmark.config.checks import (
+    ACTIVATION, ANY_NUMBER, ATTENTION_ACTIVATION, BETAS, BOOL, CHECK, DEVICE, ENCODING, FRACTION, ON_OFF_AUTO,
+    OPEN_FRACTION, OPTIONAL_TEXT, RESUME, TEXT, TRACKING_URI, Check, choice, int_list, integer, number, option,
+)
+from benchmark.names import (
+    ABLATIONS, AMP_MODES, E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, L2_SCOPES, LOADERS, MODELS,
+    POSITIONALS, SCORE_READINGS, WEIGHT_DECAYS,
+)
+
+
+class ConfigError(ValueError):
+    """An invalid config value; the message names the key and what is allowed."""
+
+
+def refuse(key: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"{key}={value!r} is invalid: {allowed}")
+
+
+# ---------------------------------------------------------------------------------------------- root
+@dataclass
+class Tracking:
+    uri: Any = option(None, TRACKING_URI)           # null: $MLFLOW_TRACKING_URI, else sqlite:///<paths.tracking_db>
+    experiment: Any = option("mian-benchmark", TEXT)
+    parent_run_id: Any = option(None, OPTIONAL_TEXT)  # set by multirun sweeps: the job's run becomes a child of it
+    log_model: Any = option(False, BOOL)            # true: the best weights are logged as an MLflow PyTorch model
+    flush_timeout_s: float = option(60.0, number(0.0))  # at a job's end, how long to wait for a silent server
+
+
+@dataclass
+class Root:
+    """The top of the config; the groups (model, dataset, ...) have schemas of their own, per option."""
+
+    seed: int = option(0, integer(0))                # training seed: initialisation and data order
+    embedding_dim: int = option(16, integer(1))      # the same for every model
+    experiment_name: Any = option(None, OPTIONAL_TEXT)  # set by conf/experiment/*.yaml
+    protocol_name: Any = option("shared", TEXT)      # set by conf/protocol/*.yaml
+    tracking: Tracking = field(default_factory=Tracking)
+    model: Any = MISSING
+    dataset: Any = MISSING
+    trainer: Any = MISSING
+    paths: Any = MISSING
+    ablation: Any = MISSING
+
+
+@dataclass
+class Trainer:
+    """The shared training protocol (paper Section 4.3 where it says; our choice where it does not)."""
+
+    max_epochs: int = option(10, integer(1))
+    patience: int = option(2, integer(1))            # early stopping on validation AUC; best weights restored
+    batch_size: int = option(128, integer(1))
+    eval_batch_size: int = option(8192, integer(1))  # 1024 is faster on a CPU (README)
+    lr: float = option(1.0e-3, number(0.0, low_open=True))  # Adam
+    betas: List[float] = option([0.9, 0.999], BETAS)
+    l2: float = option(1.0e-3, number(0.0))          # L2 coefficient, for every model
+    l2_scope: str = option("dense", choice(*L2_SCOPES))  # dense: every non-embedding parameter | kernels: weights only
+    l2_embedding: float = option(0.0, number(0.0))   # L2 on the embedding tables (as DeepCTR's l2_reg_embedding)
+    weight_decay: str = option("coupled", choice(*WEIGHT_DECAYS))  # coupled: inside Adam | decoupled: AdamW's
+    device: str = option("auto", DEVICE)
+    cuda_graph: Any = option("auto", ON_OFF_AUTO)    # capture the training step as one CUDA graph where safe
+    amp: str = option("none", choice(*AMP_MODES))
+    compile: Any = option(False, BOOL)               # torch.compile the training forward
+    progress: Any = option("auto", ON_OFF_AUTO)      # progress bar per epoch: auto = only on a terminal
+    resume: Any = option("auto", RESUME)             # auto: continue from this job's checkpoint if left | false | path
+    checkpoint_dir: Any = option(None, OPTIONAL_TEXT)  # null: paths.checkpoint_dir
+
+
+@dataclass
+class Paths:
+    """Where a job's state goes (benchmark/paths.py): conf/paths/default.yaml sets the folders."""
+
+    root: Any = option(MISSING, TEXT)
+    tracking_db: Any = option(MISSING, TEXT)
+    checkpoint_dir: Any = option(MISSING, TEXT)
+    raw_dir: Any = option(MISSING, TEXT)
+    cache_dir: Any = option(MISSING, TEXT)
+    outputs: Any = option(MISSING, TEXT)
+    multirun: Any = option(MISSING, TEXT)
+
+
+@dataclass
+class Ablation:
+    """MIAN's ablations (paper Table 3): which interaction modules are built. Only valid with model=mian."""
+
+    name: str = option("full", choice(*ABLATIONS))
+    ibim: Any = option(True, BOOL)
+    iuim: Any = option(True, BOOL)
+    icim: Any = option(True, BOOL)
+    gim: Any = option(True, BOOL)
+    field_inputs: Any = option(True, BOOL)           # e_u and e_c enter GIM as inputs of their own
+
+
+# ---------------------------------------------------------------------------------------------- models
+@dataclass
+class Model:
+    """What every model has (`name` is the model=<name> option; choices and library defaults: docs/baselines.md)."""
+
+    NAME: ClassVar[str] = ""
+    name: str = option(MISSING, choice(*MODELS))
+    embedding_dim: int = option(II("embedding_dim"), integer(1))
+    dropout: float = option(0.2, number(0.0, 1.0, high_open=True))
+    init_std: float = option(0.02, number(0.0, low_open=True))   # DeepCTR-Torch's default is 1e-4
+
+
+@dataclass
+class LR(Model):
+    """DeepCTR-Torch WDL with no DNN (its linear part alone); its weights live in the linear part, whose init
+    std stays the library's 1e-4, and `dropout` is accepted (every model has it) but unused."""
+
+    NAME: ClassVar[str] = "lr"
+    dropout: float = option(0.0, number(0.0, 1.0, high_open=True))
+
+
+@dataclass
+class DNNModel(Model):
+    dnn_hidden_units: List[int] = option([32, 8], int_list(1))   # the paper's MLP for every model
+    dnn_activation: str = option("relu", ACTIVATION)
+    dnn_use_bn: Any = option(False, BOOL)
+
+
+@dataclass
+class WideDeep(DNNModel):
+    """DeepCTR-Torch WDL; the wide part is linear over the raw fields (no cross-product transforms)."""
+
+    NAME: ClassVar[str] = "wide_deep"
+
+
+@dataclass
+class DCN(DNNModel):
+    NAME: ClassVar[str] = "dcn"
+    cross_num: int = option(2, integer(1))             # library default
+    cross_parameterization: str = option("vector", choice("vector", "matrix"))  # vector: DCN (v1); matrix: DCN-M
+    use_linear: Any = option(False, BOOL)              # the DCN paper has no linear logit; the library adds one
+
+
+@dataclass
+class DeepFM(DNNModel):
+    NAME: ClassVar[str] = "deepfm"
+
+
+@dataclass
+class XDeepFM(DNNModel):
+    """The CIN is sized by fields, not by embedding tables (the library's count breaks with shared tables)."""
+
+    NAME: ClassVar[str] = "xdeepfm"
+    cin_layer_size: List[int] = option([256, 128], int_list(1))  # library default
+    cin_split_half: Any = option(True, BOOL)                     # library default
+    cin_activation: str = option("relu", ACTIVATION)  # the paper's identity (linear) stalls under the shared L2
+
+    @staticmethod
+    def check_across(node: DictConfig) -> None:
+        if node.cin_split_half and any(size % 2 for size in node.cin_layer_size[:-1]):
+            raise ConfigError(f"model.cin_layer_size={list(node.cin_layer_size)} is invalid: with "
+                              "model.cin_split_half=true every size but the last must be even")
+
+
+@dataclass
+class AttentionModel(DNNModel):
+    att_hidden_size: List[int] = option([64, 16], int_list(1))   # library default
+    att_activation: str = option("relu", ATTENTION_ACTIVATION)
+    att_weight_normalization: Any = option(True, BOOL)           # softmax over the behaviours
+
+
+@dataclass
+class DIN(AttentionModel):
+    """DeepCTR-Torch DIN, attention over the behaviour sequence (all item fields)."""
+
+    NAME: ClassVar[str] = "din"
+    att_activation: str = option("Dice", ATTENTION_ACTIVATION)   # library default (DIN's data-adaptive activation)
+    att_weight_normalization: Any = option(False, BOOL)          # library default, as the DIN paper (no softmax)
+
+
+@dataclass
+class DIEN(AttentionModel):
+    """DeepCTR-Torch DIEN with AUGRU and the auxiliary loss on the data layer's negative behaviours (neg_hist)."""
+
+    NAME: ClassVar[str] = "dien"
+    gru_type: str = option("AUGRU", choice("GRU", "AIGRU", "AGRU", "AUGRU"))  # the DIEN paper's; library: GRU
+    use_negsampling: Any = option(True, BOOL)          # auxiliary loss on negative behaviours, as in the paper
+    alpha: float = option(1.0, number(0.0))            # auxiliary loss weight (the trainer adds alpha * aux loss)
+
+
+@dataclass
+class MIAN(Model):
+    """Native MIAN (models/mian.py). Paper: 8 heads, MLP 32-8, dropout 0.2, truncated-normal init std 0.02."""
+
+    NAME: ClassVar[str] = "mian"
+    encoder: str = option("pre_ln", choice(*ENCODERS))  # pre_ln (MIAN) | post_ln (original Transformer) | none
+    num_heads: int = option(8, integer(1))
+    ffn_dim: int = option(64, integer(1))
+    positional: str = option("learned", choice(*POSITIONALS))  # learned: from the oldest | learned_recent | none
+    ibim_score: str = option("additive", choice(*SCORE_READINGS))  # Eq. 8's score; additive: the paper literally
+    field_score: str = option("additive", choice(*FIELD_SCORE_READINGS, note=(
+        " (per_position applies to IBIM only: model.ibim_score=per_position)")))  # Eq. 10/13's score
+    score_dim: int = option(32, integer(1))             # hidden width of the bahdanau and din scores
+    e_b_pool: str = option("mean", choice(*E_B_POOLS))  # e_b as GIM sees it: masked mean | sum (as DIN/DIEN)
+    gim_combine: str = option("concat", choice(*GIM_COMBINES))  # concat: scale and concatenate | project and sum
+    gim_dim: int = option(32, integer(1))               # only used by gim_combine=project
+    mlp_dims: List[int] = option([32, 8], int_list(1))
+
+
+MODEL_SCHEMAS: dict[str, type[Model]] = {s.NAME: s for s in (LR, WideDeep, DCN, DeepFM, XDeepFM, DIN, DIEN, MIAN)}
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+@dataclass
+class Effects:
+    """Synthetic only: the logit change per standard deviation of each planted score (conf/effects/)."""
+
+    sequence: float = option(1.0, ANY_NUMBER)
+    user: float = option(1.0, ANY_NUMBER)
+    context: float = option(1.0, ANY_NUMBER)
+
+
+@dataclass
+class Dataset:
+    LOADER: ClassVar[str] = ""
+    name: Any = option(MISSING, TEXT)
+    loader: str = option(MISSING, choice(*LOADERS))
+    seed: int = option(0, integer(0))              # data seed, distinct from the training seed
+    max_len: int = option(30, integer(1))          # history length T
+    effects: Optional[Effects] = None              # planted effects: dataset=synthetic only
+
+    @classmethod
+    def check_across(cls, node: DictConfig) -> None:
+        if node.get("effects") is not None and node.loader != "synthetic":
+            raise ConfigError(f"dataset.effects (the effects= option) applies to dataset=synthetic only, not "
+                              f"dataset={node.name}: drop the effects override")
+
+
+def check_split_fractions(node: DictConfig, limit: float) -> None:
+    total = node.valid_fraction + node.test_fraction
+    if total >= limit:
+        raise ConfigError(f"dataset.valid_fraction + dataset.test_fraction = {total} is invalid: must be below {limit}")
+
+
+@dataclass
+class Synthetic(Dataset):
+    """Generated from `seed` (benchmark/data/synthetic.py describes the planted effects)."""
+
+    LOADER: ClassVar[str] = "synthetic"
+    name: Any = option("synthetic", TEXT)
+    loader: str = option("synthetic", choice(*LOADERS))
+    effects: Optional[Effects] = field(default_factory=Effects)
+    num_users: int = option(1000, integer(1))
+    num_items: int = option(200, integer(4))
+    num_categories: int = option(20, integer(4))
+    num_groups: int = option(5, integer(1))          # item audience groups (category % num_groups)
+    min_samples_per_user: int = option(10, integer(3))
+    max_samples_per_user: int = option(30, integer(3))
+    inactive_fraction: float = option(0.2, FRACTION)    # users whose histories hold 0-2 behaviours
+    unrelated_fraction: float = option(0.3, FRACTION)   # candidates from a category the user never behaved on
+    related_fraction: float = option(0.4, FRACTION)     # candidates from the category of a past behaviour
+    stream_focus: float = option(0.8, FRACTION)         # share of a user's behaviours in their preferred categories
+    base_logit: float = option(-0.5, ANY_NUMBER)
+    valid_fraction: float = option(0.1, OPEN_FRACTION)
+    test_fraction: float = option(0.1, OPEN_FRACTION)
+
+    @classmethod
+    def check_across(cls, node: DictConfig) -> None:
+        super().check_across(node)
+        check_split_fractions(node, 1.0)
+        if node.max_samples_per_user < node.min_samples_per_user:
+            raise ConfigError(f"dataset.max_samples_per_user={node.max_samples_per_user} is invalid: must be >= "
+                              f"dataset.min_samples_per_user={node.min_samples_per_user}")
+        if node.num_items < node.num_categories:
+            raise ConfigError(f"dataset.num_items={node.num_items} is invalid: must be >= "
+                              f"dataset.num_categories={node.num_categories}")
+        if node.unrelated_fraction + node.related_fraction > 1:
+            raise ConfigError("dataset.unrelated_fraction + dataset.related_fraction is invalid: must be <= 1")
+
+
+@dataclass
+class RawFiles(Dataset):
+    raw_dir: Any = option(None, OPTIONAL_TEXT)     # null: <paths.raw_dir>/<name> (downloaded there when missing)
+    download: Any = option(True, BOOL)             # fetch the original files when the default raw_dir lacks them
+    on_bad_line: str = option("skip", choice("skip", "error"))  # skip: counted, logged | error: stop, naming the line
+    max_bad_fraction: float = option(0.001, FRACTION)  # under skip: stop if more of a file's lines are malformed
+
+
+@dataclass
+class MovieLens(RawFiles):
+    """MovieLens-1M, the stand-in for the paper's private commercial dataset (datasets/movielens/README.md)."""
+
+    LOADER: ClassVar[str] = "movielens"
+    name: Any = option("movielens", TEXT)
+    loader: str = option("movielens", choice(*LOADERS))
+    positive_threshold: int = option(4, integer(1, 5))  # label = rating >= 4
+    history: str = option("positive", choice("positive", "all"))  # positive: earlier ratings >= threshold | all
+    valid_fraction: float = option(0.1, OPEN_FRACTION)  # per user, time-ordered: the last 10% test, 10% before valid
+    test_fraction: float = option(0.1, OPEN_FRACTION)
+    zip_prefix_len: int = option(2, integer(1))        # user zip-code prefix length
+    encoding: str = option("iso-8859-1", ENCODING)     # of movies.dat / users.dat
+
+    @classmethod
+    def check_across(cls, node: DictConfig) -> None:
+        super().check_across(node)
+        check_split_fractions(node, 0.7)
+
+
+@dataclass
+class Amazon(RawFiles):
+    """An Amazon 5-core dataset (McAuley et al. 2015) under DIN's protocol; conf/dataset/<name>.yaml names its files."""
+
+    LOADER: ClassVar[str] = "amazon"
+    loader: str = option("amazon", choice(*LOADERS))
+    reviews_file: Any = option(MISSING, TEXT)
+    meta_file: Any = option(MISSING, TEXT)
+    negatives: int = option(1, integer(0))             # sampled negatives per positive review
+    min_user_reviews: int = option(2, integer(2))      # users with fewer reviews give no sample: dropped, counted
+    on_missing_meta: str = option("unknown", choice("unknown", "skip", "error"))  # unknown: category 0 (counted)
+    meta_encoding: str = option("utf-8", ENCODING)     # of the meta file's Python literals
+
+
+DATASET_SCHEMAS: dict[str, type[Dataset]] = {s.LOADER: s for s in (Synthetic, MovieLens, Amazon)}
+
+
+# ---------------------------------------------------------------------------------------------- registration
+def register_configs() -> None:
+    """Store every schema in Hydra's ConfigStore (idempotent): `base_config`, and `base_<option>` per group."""
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=Root)
+    store.store(group="trainer", name="base_trainer", node=Trainer)
+    store.store(group="paths", name="base_paths", node=Paths)
+    store.store(group="ablation", name="base_ablation", node=Ablation)
+    for name, schema in MODEL_SCHEMAS.items():
+        store.store(group="model", name=f"base_{name}", node=schema(name=name))  # type: ignore[call-arg]
+    for loader, schema in DATASET_SCHEMAS.items():
+        store.store(group="dataset", name=f"base_{loader}", node=schema)
+
+
+def checked_fields(schema: type, prefix: str = "") -> list[tuple[str, Check]]:
+    """('key', check) for every checked field of `schema`, nested schemas (tracking, effects) included."""
+    out: list[tuple[str, Check]] = []
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        nested = [t for t in (hints[f.name], *typing.get_args(hints[f.name])) if dataclasses.is_dataclass(t)]
+        if nested:
+            out.extend(checked_fields(nested[0], f"{prefix}{f.name}."))
+        elif CHECK in f.metadata:
+            out.append((f"{prefix}{f.name}", f.metadata[CHECK]))
+    return out

@@ -1,0 +1,36 @@
+"""Every name list of the suite, defined once: the config schema validates against these, the models dispatch on
+them and the report orders its tables by them. A test checks that the lists naming conf/ options (ablations,
+protocols, experiments, ...) match the files there."""
+from __future__ import annotations
+
+# Models, in the tables' order (paper Table 2).
+DEEPCTR_MODELS = ("lr", "wide_deep", "dcn", "deepfm", "xdeepfm", "din", "dien")
+NATIVE_MODELS = ("mian",)
+MODELS = (*DEEPCTR_MODELS, *NATIVE_MODELS)
+
+# MIAN's readings of what the paper leaves open (models/mian.py, docs/mian.md).
+ENCODERS = ("pre_ln", "post_ln", "none")
+POSITIONALS = ("learned", "learned_recent", "none")
+GIM_COMBINES = ("concat", "project")
+E_B_POOLS = ("mean", "sum")
+SCORE_READINGS = ("additive", "per_position", "bahdanau", "bilinear", "din")
+FIELD_SCORE_READINGS = tuple(r for r in SCORE_READINGS if r != "per_position")  # per_position needs ordered keys
+
+# MIAN's ablations (conf/ablation/), in the order of the paper's Table 3; the strict reading of w/o IUIM & ICIM
+# last (it is not a row of the paper's table).
+ABLATIONS = ("full", "no_iuim", "no_icim", "no_ibim", "no_gim", "no_iuim_icim", "no_iuim_icim_strict")
+TABLE3_ABLATIONS = ABLATIONS[:-1]
+
+# Datasets (conf/dataset/) and the loaders that build them (benchmark/data/<loader>.py).
+DATASETS = ("synthetic", "movielens", "electronics", "books")
+LOADERS = ("synthetic", "movielens", "amazon")
+EFFECTS = ("sequence", "user", "context")  # the synthetic data's planted effects (conf/effects/)
+
+# Training protocols (conf/protocol/) and the trainer's regularisation choices.
+PROTOCOLS = ("shared", "shared_kernels", "shared_decoupled", "shared_light", "shared_long", "library")
+L2_SCOPES = ("dense", "kernels")
+WEIGHT_DECAYS = ("coupled", "decoupled")
+AMP_MODES = ("none", "bf16")
+
+# Experiments (conf/experiment/).
+EXPERIMENTS = ("table2", "table3", "table4", "efficiency", "effects", "readings", "sensitivity")
