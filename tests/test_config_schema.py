@@ -10,7 +10,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from benchmark import CONFIG_DIR, names
-from benchmark.config import ConfigError, composition_error, group_config, validate_config
+from benchmark.config import ConfigError, composition_error, group_config, validate_config, validate_dataset
 from benchmark.config.schema import DATASET_SCHEMAS, MODEL_SCHEMAS, Ablation, Trainer, checked_fields
 from benchmark.report import names as report_names
 from models.deepctr_adapter import MODEL_OPTIONS
@@ -41,7 +41,7 @@ def test_the_report_and_the_models_read_the_same_name_lists() -> None:
 def test_every_config_file_starts_from_its_schema(group: str) -> None:
     for option in options(group):
         raw = OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml")
-        assert [d for d in raw.defaults if str(d).startswith("base_")], f"conf/{group}/{option}.yaml"
+        assert str(raw.defaults[0]).startswith(f"/schema/{group}"), f"conf/{group}/{option}.yaml"
         assert dataclasses.is_dataclass(OmegaConf.get_type(group_config(group, option)))
 
 
@@ -96,3 +96,15 @@ def test_a_composition_error_reads_as_validate_configs_refusal(compose_cfg, over
         compose_cfg(override)
     refusal = composition_error(error.value)
     assert refusal is not None and str(refusal) == message
+
+
+def test_a_dataset_built_without_a_job_is_checked_by_the_same_schema() -> None:
+    node = group_config("dataset", "movielens")
+    node.valid_fraction, node.test_fraction = 0.5, 0.4
+    with pytest.raises(ConfigError, match="dataset.valid_fraction \\+ dataset.test_fraction = 0.9"):
+        validate_dataset(node)
+    node = group_config("dataset", "synthetic")
+    node.num_users = 0
+    with pytest.raises(ConfigError, match="dataset.num_users=0 is invalid: must be an integer >= 1"):
+        validate_dataset(node)
+    validate_dataset(group_config("dataset", "books"))

@@ -17,13 +17,13 @@ from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import CONFIG_DIR
 from benchmark.config.schema import (
-    DATASET_SCHEMAS, MODEL_SCHEMAS, Ablation, ConfigError, Paths, Root, Trainer, checked_fields, refuse,
+    DATASET_SCHEMAS, MODEL_SCHEMAS, Ablation, ConfigError, Dataset, Paths, Root, Trainer, checked_fields, refuse,
     register_configs,
 )
 
 CONF_DIR = CONFIG_DIR
 __all__ = ["CONF_DIR", "ConfigError", "composition_error", "group_config", "group_schemas", "register_configs",
-           "validate_config"]
+           "validate_config", "validate_dataset"]
 
 
 def group_config(group: str, option: str) -> DictConfig:
@@ -35,8 +35,9 @@ def group_config(group: str, option: str) -> DictConfig:
     raw = OmegaConf.load(CONF_DIR / group / f"{option}.yaml")
     layers = []
     for entry in raw.pop("defaults", []):
-        if isinstance(entry, str) and entry.startswith("base_"):
-            layers.append(ConfigStore.instance().load(f"{group}/{entry}.yaml").node)
+        if isinstance(entry, str) and entry.startswith("/schema/"):
+            path = entry.removeprefix("/").removesuffix("@_here_")
+            layers.append(ConfigStore.instance().load(f"{path}.yaml").node)
     return OmegaConf.merge(*layers, raw) if layers else raw
 
 
@@ -50,6 +51,17 @@ def group_schemas(cfg: DictConfig) -> list[tuple[str, type]]:
 
 def _shown(value: Any) -> Any:
     return OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
+def validate_dataset(node: DictConfig) -> None:
+    """The dataset part of validate_config, for tools that build a dataset without composing a job
+    (`python -m benchmark.data stats`)."""
+    schema = DATASET_SCHEMAS.get(str(node.get("loader")))
+    if schema is None:
+        raise refuse("dataset.loader", _shown(node.get("loader")), dict(checked_fields(Dataset))["loader"].allowed)
+    wrapped = OmegaConf.create({"dataset": node})
+    _check_fields(wrapped, "dataset", schema)
+    schema.check_across(node)
 
 
 def _check_fields(cfg: DictConfig, group: str, schema: type) -> None:

@@ -1,6 +1,6 @@
 """The typed schema of every config group: one dataclass per option, each field with its type, its default and
-its check (`option(default, check)`). They are registered in Hydra's ConfigStore as `base_<option>` of their group
-(`base_config` for the root), and each YAML file under conf/ starts from its schema in its defaults list, so
+its check (`option(default, check)`). They are registered in Hydra's ConfigStore under `schema/` (register_configs),
+and each YAML file under conf/ starts from its schema in its defaults list, so
 Hydra checks the types as it composes and the YAML files hold only what differs from the schema. Checks across
 keys sit beside their schema (`check_across`); benchmark/config/__init__.py runs every check before any data is
 loaded. Models and datasets read their options from the validated config: no default lives anywhere else.
@@ -335,16 +335,18 @@ DATASET_SCHEMAS: dict[str, type[Dataset]] = {s.LOADER: s for s in (Synthetic, Mo
 
 # ---------------------------------------------------------------------------------------------- registration
 def register_configs() -> None:
-    """Store every schema in Hydra's ConfigStore (idempotent): `base_config`, and `base_<option>` per group."""
+    """Store every schema in Hydra's ConfigStore (idempotent), under `schema/`: `schema/config` for the root,
+    `schema/trainer`, `schema/paths`, `schema/ablation`, `schema/model/<model>` and `schema/dataset/<loader>`.
+    A YAML file names its schema first in its defaults list, e.g. `- /schema/model/mian@_here_`."""
     store = ConfigStore.instance()
-    store.store(name="base_config", node=Root)
-    store.store(group="trainer", name="base_trainer", node=Trainer)
-    store.store(group="paths", name="base_paths", node=Paths)
-    store.store(group="ablation", name="base_ablation", node=Ablation)
+    store.store(group="schema", name="config", node=Root)
+    store.store(group="schema", name="trainer", node=Trainer)
+    store.store(group="schema", name="paths", node=Paths)
+    store.store(group="schema", name="ablation", node=Ablation)
     for name, schema in MODEL_SCHEMAS.items():
-        store.store(group="model", name=f"base_{name}", node=schema(name=name))  # type: ignore[call-arg]
+        store.store(group="schema/model", name=name, node=schema(name=name))  # type: ignore[call-arg]
     for loader, schema in DATASET_SCHEMAS.items():
-        store.store(group="dataset", name=f"base_{loader}", node=schema)
+        store.store(group="schema/dataset", name=loader, node=schema)
 
 
 def checked_fields(schema: type, prefix: str = "") -> list[tuple[str, Check]]:

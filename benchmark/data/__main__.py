@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from benchmark.config import group_config
+from benchmark.config import group_config, validate_dataset
 from benchmark import CONFIG_DIR
 from benchmark.data import load_dataset
 from benchmark.data.download import SOURCES, default_raw_dir, fetch, missing, missing_message
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = OmegaConf.merge(base, overrides)
         if args.raw_dir is not None:
             cfg.raw_dir = args.raw_dir
+        validate_dataset(cfg)
         dataset = load_dataset(cfg, args.cache_dir)
         print(json.dumps(dataset.stats, indent=1, sort_keys=True, default=str))
         return 0
