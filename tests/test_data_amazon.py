@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from benchmark.config import group_config
 from benchmark.data import load_dataset

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
-from benchmark.config import group_config
 from benchmark import PROJECT_ROOT
+from benchmark.config import group_config
 from benchmark.data import load_dataset
 from benchmark.data.errors import DataError
 

@@ -6,7 +6,6 @@ from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 
 from benchmark.config import group_config
-from benchmark import PROJECT_ROOT
 from benchmark.data.synthetic import generate
 
 BASE = group_config("dataset", "synthetic")

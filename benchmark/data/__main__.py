@@ -17,8 +17,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from benchmark.config import group_config, validate_dataset
 from benchmark import CONFIG_DIR
+from benchmark.config import group_config, validate_dataset
 from benchmark.data import load_dataset
 from benchmark.data.download import SOURCES, default_raw_dir, fetch, missing, missing_message
 from benchmark.data.errors import DataError

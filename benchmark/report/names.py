@@ -1,7 +1,7 @@
 """The report's vocabulary: models, ablations, encoders, datasets, metrics and their labels, in the tables' order."""
 from __future__ import annotations
 
-from benchmark.names import DATASETS, EFFECTS, ENCODERS, MODELS, TABLE3_ABLATIONS
+from benchmark.names import DATASETS, EFFECTS, ENCODERS, MODELS, TABLE3_ABLATIONS  # noqa: F401 - the report reads them here
 
 MODEL_LABELS = {"lr": "LR", "wide_deep": "Wide&Deep", "dcn": "DCN", "deepfm": "DeepFM", "xdeepfm": "xDeepFM",
                 "din": "DIN", "dien": "DIEN", "mian": "MIAN"}
