@@ -41,12 +41,16 @@ def group_config(group: str, option: str) -> DictConfig:
     return OmegaConf.merge(*layers, raw) if layers else raw
 
 
+# The groups whose schema is the same whatever the option; a model's depends on model.name, a dataset's on its loader.
+FIXED_GROUPS: tuple[tuple[str, type], ...] = (("trainer", Trainer), ("paths", Paths), ("ablation", Ablation))
+
+
 def group_schemas(cfg: DictConfig) -> list[tuple[str, type]]:
-    """(node key, schema) of every node of `cfg` that has a schema; '' is the root."""
-    out: list[tuple[str, type]] = [("", Root), ("trainer", Trainer), ("paths", Paths), ("ablation", Ablation)]
+    """(group, schema) of every group node of `cfg`."""
     model = MODEL_SCHEMAS.get(str(cfg.model.get("name")))
     dataset = DATASET_SCHEMAS.get(str(cfg.dataset.get("loader")))
-    return out + [(key, schema) for key, schema in (("model", model), ("dataset", dataset)) if schema is not None]
+    chosen = [(key, schema) for key, schema in (("model", model), ("dataset", dataset)) if schema is not None]
+    return [*FIXED_GROUPS, *chosen]
 
 
 def _shown(value: Any) -> Any:
@@ -108,7 +112,7 @@ def validate_config(cfg: DictConfig) -> None:
     if dataclasses.is_dataclass(node_type) and node_type is not model:
         raise ConfigError(f"model.name={cfg.model.name!r} is invalid: must be {getattr(node_type, 'NAME', '?')}, the "
                           f"model this config was composed for; pick a model with model=<name>, not model.name")
-    for group, schema in group_schemas(cfg)[1:]:
+    for group, schema in group_schemas(cfg):
         _check_fields(cfg, group, schema)
     # A key added with '+' that no model, trainer or tracking reads is a typo (MIAN's options would fail on it
     # deep inside). Datasets may carry extra keys: their loaders read what they know, and cross-dataset sweeps
@@ -145,8 +149,7 @@ def composition_error(error: BaseException) -> ConfigError | None:
     if given and given[1] == key:
         value = given[2]  # as typed on the command line (the whole list, not the refused element)
     group, _, rest = key.partition(".")
-    candidates: list[tuple[str, type]] = [("", Root), ("trainer", Trainer), ("paths", Paths), ("ablation", Ablation),
-                                          *(("model", s) for s in MODEL_SCHEMAS.values()),
+    candidates: list[tuple[str, type]] = [("", Root), *FIXED_GROUPS, *(("model", s) for s in MODEL_SCHEMAS.values()),
                                           *(("dataset", s) for s in DATASET_SCHEMAS.values())]
     for prefix, schema in candidates:
         local = key if not prefix else (rest if group == prefix else None)

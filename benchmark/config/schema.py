@@ -1,9 +1,10 @@
 """The typed schema of every config group: one dataclass per option, each field with its type, its default and
-its check (`option(default, check)`). They are registered in Hydra's ConfigStore under `schema/` (register_configs),
-and each YAML file under conf/ starts from its schema in its defaults list, so
-Hydra checks the types as it composes and the YAML files hold only what differs from the schema. Checks across
-keys sit beside their schema (`check_across`); benchmark/config/__init__.py runs every check before any data is
-loaded. Models and datasets read their options from the validated config: no default lives anywhere else.
+its check (`option(default, check)`). They are registered in Hydra's ConfigStore under `schema/`
+(`register_configs`), and each YAML file under conf/ names its schema first in its defaults list, so Hydra checks
+the types as it composes and the YAML files hold only what differs from the schema. Keys typed `Any` keep a strict
+check of their kind instead (benchmark/config/checks.py says why). Checks across keys sit beside their schema
+(`check_across`); benchmark/config/__init__.py runs every check before any data is loaded. Models and datasets
+read their options from the validated config: no default lives anywhere else.
 
 `python -m benchmark --cfg job [overrides]` prints the composed config with every value."""
 from __future__ import annotations
