@@ -11,7 +11,6 @@ from omegaconf import DictConfig
 from torch import nn
 
 from benchmark.data.schema import Schema
-
 from benchmark.names import DEEPCTR_MODELS, NATIVE_MODELS
 
 

@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import CONFIG_DIR
 from benchmark.config.schema import (
-    DATASET_SCHEMAS, MODEL_SCHEMAS, Ablation, ConfigError, Dataset, Paths, Root, Trainer, checked_fields, refuse,
+    DATASET_SCHEMAS, MODEL_SCHEMAS, Ablation, ConfigError, Dataset, Model, Paths, Root, Trainer, checked_fields, refuse,
     register_configs,
 )
 
@@ -45,12 +45,19 @@ def group_config(group: str, option: str) -> DictConfig:
 FIXED_GROUPS: tuple[tuple[str, type], ...] = (("trainer", Trainer), ("paths", Paths), ("ablation", Ablation))
 
 
+def _check_selector(cfg: DictConfig, group: str) -> None:
+    """The key that picks a model's or a dataset's schema (model.name, dataset.loader) names a known one."""
+    key, base = ("name", Model) if group == "model" else ("loader", Dataset)
+    value = cfg[group].get(key)
+    check = dict(checked_fields(base))[key]
+    if not check.passes(value):
+        raise refuse(f"{group}.{key}", _shown(value), check.allowed)
+
+
 def group_schemas(cfg: DictConfig) -> list[tuple[str, type]]:
-    """(group, schema) of every group node of `cfg`."""
-    model = MODEL_SCHEMAS.get(str(cfg.model.get("name")))
-    dataset = DATASET_SCHEMAS.get(str(cfg.dataset.get("loader")))
-    chosen = [(key, schema) for key, schema in (("model", model), ("dataset", dataset)) if schema is not None]
-    return [*FIXED_GROUPS, *chosen]
+    """(group, schema) of every group node of `cfg`, once model.name and dataset.loader are checked."""
+    return [*FIXED_GROUPS, ("model", MODEL_SCHEMAS[str(cfg.model.name)]),
+            ("dataset", DATASET_SCHEMAS[str(cfg.dataset.loader)])]
 
 
 def _shown(value: Any) -> Any:
@@ -60,10 +67,9 @@ def _shown(value: Any) -> Any:
 def validate_dataset(node: DictConfig) -> None:
     """The dataset part of validate_config, for tools that build a dataset without composing a job
     (`python -m benchmark.data stats`)."""
-    schema = DATASET_SCHEMAS.get(str(node.get("loader")))
-    if schema is None:
-        raise refuse("dataset.loader", _shown(node.get("loader")), dict(checked_fields(Dataset))["loader"].allowed)
     wrapped = OmegaConf.create({"dataset": node})
+    _check_selector(wrapped, "dataset")
+    schema = DATASET_SCHEMAS[str(node.loader)]
     _check_fields(wrapped, "dataset", schema)
     schema.check_across(node)
 
@@ -102,11 +108,8 @@ def validate_config(cfg: DictConfig) -> None:
         if not isinstance(cfg.get(group), DictConfig):
             raise ConfigError(f"{group}={_shown(cfg.get(group))!r} is invalid: must be one of the options of "
                               f"conf/{group}/, chosen with {group}=<option>")
-    for group, schemas in (("model", MODEL_SCHEMAS), ("dataset", DATASET_SCHEMAS)):
-        key = "name" if group == "model" else "loader"
-        check = dict(checked_fields(next(iter(schemas.values()))))[key]
-        if not check.passes(cfg[group].get(key)):
-            raise refuse(f"{group}.{key}", _shown(cfg[group].get(key)), check.allowed)
+    _check_selector(cfg, "model")
+    _check_selector(cfg, "dataset")
     model = MODEL_SCHEMAS[str(cfg.model.name)]
     node_type = OmegaConf.get_type(cfg.model)
     if dataclasses.is_dataclass(node_type) and node_type is not model:

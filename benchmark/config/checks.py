@@ -40,10 +40,6 @@ def option(default: Any, check: Check) -> Any:
     return dataclasses.field(default=default, metadata={CHECK: check})
 
 
-def check_of(field: dataclasses.Field) -> Check | None:
-    return field.metadata.get(CHECK)
-
-
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 

@@ -10,6 +10,7 @@ read their options from the validated config: no default lives anywhere else.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, List, Optional
@@ -350,8 +351,10 @@ def register_configs() -> None:
         store.store(group="schema/dataset", name=loader, node=schema)
 
 
-def checked_fields(schema: type, prefix: str = "") -> list[tuple[str, Check]]:
-    """('key', check) for every checked field of `schema`, nested schemas (tracking, effects) included."""
+@functools.cache
+def checked_fields(schema: type, prefix: str = "") -> tuple[tuple[str, Check], ...]:
+    """('key', check) for every checked field of `schema`, nested schemas (tracking, effects) included; derived
+    once per schema (validation and the fuzz tests ask for them on every config)."""
     out: list[tuple[str, Check]] = []
     hints = typing.get_type_hints(schema)
     for f in dataclasses.fields(schema):
@@ -360,4 +363,4 @@ def checked_fields(schema: type, prefix: str = "") -> list[tuple[str, Check]]:
             out.extend(checked_fields(nested[0], f"{prefix}{f.name}."))
         elif CHECK in f.metadata:
             out.append((f"{prefix}{f.name}", f.metadata[CHECK]))
-    return out
+    return tuple(out)
