@@ -15,6 +15,9 @@ GIM_COMBINES = ("concat", "project")
 E_B_POOLS = ("mean", "sum")
 SCORE_READINGS = ("additive", "per_position", "bahdanau", "bilinear", "din")
 FIELD_SCORE_READINGS = tuple(r for r in SCORE_READINGS if r != "per_position")  # per_position needs ordered keys
+# What an interaction module hands on (Eq. 6/9/11/13): concat, the paper read literally, or concat plus the
+# element-wise product of the candidate and what it attends to (docs/mian.md, "The readout").
+READOUTS = ("concat", "product")
 
 # MIAN's ablations (conf/ablation/), in the order of the paper's Table 3; the strict reading of w/o IUIM & ICIM
 # last (it is not a row of the paper's table).

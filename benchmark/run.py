@@ -41,7 +41,7 @@ def seed_everything(seed: int) -> None:
 
 # MIAN options that tell its runs apart in the tables (tags of every MIAN run), with their schema's defaults.
 MIAN_READING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(config_schema.MIAN)
-                         if f.name in ("encoder", "ibim_score", "field_score", "e_b_pool", "positional")}
+                         if f.name in ("encoder", "ibim_score", "field_score", "e_b_pool", "positional", "readout")}
 
 
 # The protocol knobs a run's `protocol` tag names when they differ from the protocol's own values.

@@ -24,6 +24,10 @@ Choices the paper leaves open (docs/mian.md, "Open readings") and how they are m
 - GIM `combine="concat"` (default) scales each r_l by its weight and concatenates (Eq. 15 cannot sum vectors
   of different widths literally); `combine="project"` first projects every r_l to `gim_dim` and sums.
 - Ablation `gim=False` feeds the plain concatenation of r to the MLP.
+- The readout (`readout`): what IBIM, IUIM and ICIM hand on. `concat` (default) is Eq. 6/9/11/13 read literally,
+  R = sum_t alpha_t [e_i ; h_t] = [e_i ; pooled], so the candidate multiplies nothing before the MLP; `product`
+  also hands on the element-wise product of the candidate and what it attends to: e_i * sum_t alpha_t h_t in
+  IBIM, (P e_i) * sum_j alpha_j e^j in IUIM/ICIM with P a bias-free projection of e_i to the field width d.
 """
 from __future__ import annotations
 
@@ -37,7 +41,8 @@ from torch import Tensor, nn
 from benchmark.config import schema as config_schema
 from benchmark.data.schema import Schema
 # Readings of the attention score (docs/mian.md); `per_position` needs ordered keys, so IBIM only.
-from benchmark.names import E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, POSITIONALS, SCORE_READINGS
+from benchmark.names import (E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, POSITIONALS, READOUTS,
+                             SCORE_READINGS)
 
 
 def _config_fields() -> list[tuple[str, Any, Any]]:
@@ -190,16 +195,24 @@ class TransformerBlock(nn.Module):
 
 class FieldAttention(nn.Module):
     """IUIM / ICIM: V_j = [e_i ; e^j], one score per field (`AttentionScore`; the paper's additive reading has one
-    W_j per field, Eq. 10), softmax over the fields j, R = sum_j alpha_j V_j."""
+    W_j per field, Eq. 10), softmax over the fields j, R = sum_j alpha_j V_j = [e_i ; sum_j alpha_j e^j].
+    `product` readout: R also carries (P e_i) * sum_j alpha_j e^j, P projecting e_i to the field width."""
 
-    def __init__(self, reading: str, num_fields: int, item_dim: int, field_dim: int, score_dim: int) -> None:
+    def __init__(self, reading: str, num_fields: int, item_dim: int, field_dim: int, score_dim: int,
+                 product: bool = False) -> None:
         super().__init__()
         self.score = AttentionScore(reading, item_dim, field_dim, num_fields, per_key=True, score_dim=score_dim)
+        self.item_proj = nn.Linear(item_dim, field_dim, bias=False) if product else None
+        self.out_dim = item_dim + field_dim * (2 if product else 1)
 
     def forward(self, e_item: Tensor, e_fields: Tensor) -> tuple[Tensor, Tensor]:
         v = torch.cat([e_item[:, None, :].expand(-1, e_fields.shape[1], -1), e_fields], dim=-1)  # [B, J, Di+d]
         alpha = torch.softmax(self.score(e_item, e_fields), dim=-1)  # [B, J]
-        return (alpha[..., None] * v).sum(1), alpha
+        r = (alpha[..., None] * v).sum(1)  # [e_i ; sum_j alpha_j e^j], as the weights sum to one
+        if self.item_proj is None:
+            return r, alpha
+        attended = r[:, e_item.shape[1]:]
+        return torch.cat([r, self.item_proj(e_item) * attended], dim=-1), alpha
 
 
 class GlobalInteraction(nn.Module):
@@ -246,6 +259,8 @@ class MIAN(nn.Module):
         if config.field_score not in FIELD_SCORE_READINGS:
             raise ValueError(f"model.field_score={config.field_score!r} is not one of {FIELD_SCORE_READINGS} "
                              "(per_position is for IBIM's ordered behaviours only: use model.ibim_score=per_position)")
+        if config.readout not in READOUTS:
+            raise ValueError(f"model.readout={config.readout!r} is not one of {READOUTS}")
         if config.e_b_pool not in E_B_POOLS:
             raise ValueError(f"model.e_b_pool={config.e_b_pool!r} is not one of {E_B_POOLS}")
         if config.iuim and not schema.user_fields:
@@ -272,9 +287,10 @@ class MIAN(nn.Module):
                     self.positions = nn.Parameter(torch.empty(schema.max_len, di))
             self.ibim_score = AttentionScore(config.ibim_score, di, di, schema.max_len, per_key=False,
                                              score_dim=config.score_dim)
-        self.iuim = (FieldAttention(config.field_score, len(schema.user_fields), di, d, config.score_dim)
+        product = config.readout == "product"
+        self.iuim = (FieldAttention(config.field_score, len(schema.user_fields), di, d, config.score_dim, product)
                      if config.iuim else None)
-        self.icim = (FieldAttention(config.field_score, len(schema.context_fields), di, d, config.score_dim)
+        self.icim = (FieldAttention(config.field_score, len(schema.context_fields), di, d, config.score_dim, product)
                      if config.icim else None)
 
         # GIM inputs in the paper's order (Eq. 14), without the ablated modules.
@@ -282,11 +298,11 @@ class MIAN(nn.Module):
         names_widths = [("e_i", di), ("e_c", field_width * len(schema.context_fields)), ("e_b", di),
                         ("e_u", field_width * len(schema.user_fields))]
         if config.ibim:
-            names_widths.append(("R_ibim", 2 * di))
-        if config.iuim:
-            names_widths.append(("R_iuim", di + d))
-        if config.icim:
-            names_widths.append(("R_icim", di + d))
+            names_widths.append(("R_ibim", (3 if product else 2) * di))
+        if self.iuim is not None:
+            names_widths.append(("R_iuim", self.iuim.out_dim))
+        if self.icim is not None:
+            names_widths.append(("R_icim", self.icim.out_dim))
         names_widths = [(n, w) for n, w in names_widths if w > 0]
         self.gim_names: list[str] = [n for n, _ in names_widths]
         widths = [w for _, w in names_widths]
@@ -369,7 +385,10 @@ class MIAN(nn.Module):
                 h = self.encoder(h, key_mask) * fmask
             v = torch.cat([e_i[:, None, :].expand(-1, h.shape[1], -1), h], dim=-1)  # [B, T, 2 Di]
             alpha = masked_softmax(self.ibim_score(e_i, h), fmask.squeeze(-1), bounded=self.ibim_score.bounded)
-            reps["R_ibim"] = (alpha[..., None] * v).sum(1)
+            r_ibim = (alpha[..., None] * v).sum(1)  # [e_i ; sum_t alpha_t h_t] (zeros for an empty history)
+            if self.config.readout == "product":
+                r_ibim = torch.cat([r_ibim, e_i * r_ibim[:, e_i.shape[1]:]], dim=-1)
+            reps["R_ibim"] = r_ibim
             out["ibim"] = alpha
         if self.iuim is not None:
             reps["R_iuim"], out["iuim"] = self.iuim(e_i, e_u)

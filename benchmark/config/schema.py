@@ -24,7 +24,7 @@ from benchmark.config.checks import (
 )
 from benchmark.names import (
     ABLATIONS, AMP_MODES, E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, L2_SCOPES, LOADERS, MODELS,
-    POSITIONALS, SCORE_READINGS, WEIGHT_DECAYS,
+    POSITIONALS, READOUTS, SCORE_READINGS, WEIGHT_DECAYS,
 )
 
 
@@ -213,6 +213,7 @@ class MIAN(Model):
     field_score: str = option("additive", choice(*FIELD_SCORE_READINGS, note=(
         " (per_position applies to IBIM only: model.ibim_score=per_position)")))  # Eq. 10/13's score
     score_dim: int = option(32, integer(1))             # hidden width of the bahdanau and din scores
+    readout: str = option("concat", choice(*READOUTS))  # concat: R = [e_i ; pooled] (literal) | product: + e_i * pooled
     e_b_pool: str = option("mean", choice(*E_B_POOLS))  # e_b as GIM sees it: masked mean | sum (as DIN/DIEN)
     gim_combine: str = option("concat", choice(*GIM_COMBINES))  # concat: scale and concatenate | project and sum
     gim_dim: int = option(32, integer(1))               # only used by gim_combine=project

@@ -19,7 +19,6 @@ import json
 import logging
 import re
 from time import perf_counter, process_time
-from array import array
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,8 @@ import numpy as np
 
 from benchmark.data.cache import CacheWriter, load_or_build
 from benchmark.data.common import (SECONDS_PER_DAY, check_encoding, format_table, index_ids, log2_bucket,
-                                   read_blocks, read_lines, resolve_raw_dir, sample_unseen, split_block,
-                                   time_parts, user_positions, write_sequences, write_split)
+                                   read_blocks, resolve_raw_dir, split_block, time_parts, user_positions,
+                                   write_next_item)
 from benchmark.data.download import ensure_raw_files
 from benchmark.data.errors import BadLines, DataError
 from benchmark.data.schema import Dataset, Field, Schema
@@ -348,37 +347,17 @@ def build(writer: CacheWriter, opts: AmazonOptions, reviews_path: Path, meta_pat
     ], axis=1)
     del parts, past_rating_sum, mean_past, rating_bucket
 
-    # negatives: per event for neg_hist, per positive sample for the negative samples (separate streams)
-    stride = n_items + 1
-    seen = np.unique(user * stride + item)
-    neg_event_item = sample_unseen(np.random.default_rng([opts.seed, 2]), user, n_items, seen, stride)
-    seq_item = np.stack([item, item_cate[item]], axis=1)
-    seq_neg = np.stack([neg_event_item, item_cate[neg_event_item]], axis=1)
-    del neg_event_item
-    positives = np.flatnonzero(has_prev)
-    k = opts.negatives
-    neg_items = sample_unseen(np.random.default_rng([opts.seed, 1]), np.repeat(user[positives], k), n_items, seen,
-                              stride).reshape(-1, k)
-    del seen
-
+    # every review after a user's first is a positive (common.write_next_item); the last test, the one before valid
     per_event = {"user": user_f, "context": context_f, "user_id": user, "hist_end": np.arange(n_events),
                  "hist_len": np.minimum(pos, opts.max_len)}
+    positives = np.flatnonzero(has_prev)
     split_of = np.where(pos == count - 1, 2, np.where(pos == count - 2, 1, 0))[positives]
-    write_sequences(writer, seq_item, seq_neg)
-    del seq_item, seq_neg
-    for s, split in enumerate(("train", "valid", "test")):
-        rows = np.flatnonzero(split_of == s)
-        ev = positives[rows]
-        cand = np.empty((len(ev), 1 + k), dtype=np.int64)
-        cand[:, 0] = item[ev]
-        cand[:, 1:] = neg_items[rows]
-        cand = cand.reshape(-1)
-        label = np.zeros((len(ev), 1 + k), dtype=np.float32)
-        label[:, 0] = 1.0
-        write_split(writer, split, np.repeat(ev, 1 + k), np.stack([cand, item_cate[cand]], axis=1),
-                    label.reshape(-1), per_event)
-        stats[f"{split}_samples"] = len(ev) * (1 + k)
-        stats[f"{split}_positives"] = len(ev)
+    item_fields = np.stack([np.arange(n_items + 1), item_cate], axis=1)
+    k = opts.negatives
+    counts = write_next_item(writer, user, item, pos, split_of, item_fields, per_event, k, opts.seed)
+    for split, n in counts.items():
+        stats[f"{split}_samples"] = n * (1 + k)
+        stats[f"{split}_positives"] = n
 
     paper = PAPER_TABLE1.get(opts.name, {})
     hist_len = per_event["hist_len"][positives]

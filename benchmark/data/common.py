@@ -271,6 +271,45 @@ def write_split(writer: CacheWriter, split: str, event: np.ndarray, item: np.nda
         writer.add_array(split, key, as_int32(per_event[key][event], f"{split}/{key}"))
 
 
+def write_next_item(writer: CacheWriter, user: np.ndarray, item: np.ndarray, pos: np.ndarray,
+                    split_of: np.ndarray, item_fields: np.ndarray, per_event: dict[str, np.ndarray], negatives: int,
+                    seed: int) -> dict[str, int]:
+    """Next-item samples, as in DIN's Amazon protocol (Amazon, and MovieLens as next-item data).
+
+    Events sorted by user and time, `pos` each event's position within its user: every event after a user's
+    first is a positive whose history is the user's events before it (`per_event`'s hist_end/hist_len), and each
+    positive gets `negatives` uniform random items the user never interacted with (in all the data; drawn with
+    replacement), with the
+    same history, user and context fields. `split_of[n]` (0 train, 1 valid, 2 test) is the split of the n-th
+    positive. Writes the behaviour sequences (every event, with a random unseen item per event for neg_hist) and
+    the three splits; returns the positives per split.
+    """
+    n_items = len(item_fields) - 1
+    stride = n_items + 1
+    seen = np.unique(user * stride + item)
+    neg_event_item = sample_unseen(np.random.default_rng([seed, 2]), user, n_items, seen, stride)
+    positives = np.flatnonzero(pos >= 1)
+    k = negatives
+    neg_items = sample_unseen(np.random.default_rng([seed, 1]), np.repeat(user[positives], k), n_items, seen,
+                              stride).reshape(-1, k)
+    del seen
+    write_sequences(writer, item_fields[item], item_fields[neg_event_item])
+    del neg_event_item
+    counts: dict[str, int] = {}
+    for s, split in enumerate(("train", "valid", "test")):
+        rows = np.flatnonzero(split_of == s)
+        ev = positives[rows]
+        cand = np.empty((len(ev), 1 + k), dtype=np.int64)
+        cand[:, 0] = item[ev]
+        cand[:, 1:] = neg_items[rows]
+        label = np.zeros((len(ev), 1 + k), dtype=np.float32)
+        label[:, 0] = 1.0
+        write_split(writer, split, np.repeat(ev, 1 + k), item_fields[cand.reshape(-1)], label.reshape(-1),
+                    per_event)
+        counts[split] = len(ev)
+    return counts
+
+
 def format_table(rows: list[tuple[str, Any, Any]], title: str, reference: str = "paper") -> str:
     """A plain-text table: statistic, ours, reference."""
     def fmt(v: Any) -> str:

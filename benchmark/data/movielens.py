@@ -147,8 +147,27 @@ def _split_fields(path: Path, opts: MovieLensOptions, n_fields: int, what: str) 
 
 
 # ---------------------------------------------------------------------------------------------- building
-def build(writer: CacheWriter, opts: MovieLensOptions, ratings_path: Path, users_path: Path,
-          movies_path: Path) -> None:
+@dataclass
+class Ratings:
+    """The three files read and re-indexed, events sorted by (user, timestamp, line in the file): what both MovieLens
+    tasks (rating here, next-item in movielens_seq.py) are built from."""
+
+    user: np.ndarray          # [N] user index 1..U, sorted
+    movie: np.ndarray         # [N] movie index 1..M
+    time: np.ndarray          # [N] unix seconds
+    rating: np.ndarray        # [N] 1..5
+    profile: np.ndarray       # [N, 4] gender, age, occupation, zip prefix ids of the event's user (0: unknown)
+    profile_vocab: tuple      # the four profile vocabularies (sorted unique values)
+    item_fields: np.ndarray   # [M + 1, 3] movie_id, genre_id, year_id per movie index (row 0: padding)
+    genres: int               # genre vocabulary size (without the 0)
+    years: int                # year vocabulary size (without the 0)
+    user_vocab: np.ndarray    # raw user id of each user index - 1
+    stats: dict[str, Any]     # parse counters
+
+
+def read_ratings(opts: Any, ratings_path: Path, users_path: Path, movies_path: Path) -> Ratings:
+    """Parse ratings.dat(.gz), users.dat and movies.dat (`opts`: on_bad_line, max_bad_fraction, encoding,
+    zip_prefix_len) and sort the events by user, time and line."""
     cols, stats = parse_ratings(ratings_path, opts)
     user_rows, stats["user_bad_lines"] = _split_fields(users_path, opts, 5, "UserID::Gender::Age::Occupation::Zip")
     movie_rows, stats["movie_bad_lines"] = _split_fields(movies_path, opts, 3, "MovieID::Title::Genres")
@@ -163,8 +182,6 @@ def build(writer: CacheWriter, opts: MovieLensOptions, ratings_path: Path, users
     max_uid = max(int(profile_uid.max()), int(cols["user"].max()))
     profile = np.zeros((max_uid + 1, 4), dtype=np.int64)
     profile[profile_uid] = np.stack(profile_ids, axis=1)
-    has_profile = np.zeros(max_uid + 1, dtype=bool)
-    has_profile[profile_uid] = True
 
     # movie metadata, indexed by raw movie id
     movie_id = np.array([int(r[0]) for r in movie_rows], dtype=np.int64)
@@ -177,8 +194,6 @@ def build(writer: CacheWriter, opts: MovieLensOptions, ratings_path: Path, users
     max_mid = max(int(movie_id.max()), int(cols["movie"].max()))
     movie_meta = np.zeros((max_mid + 1, 2), dtype=np.int64)
     movie_meta[movie_id] = np.stack([genre_ids, year_ids], axis=1)
-    has_meta = np.zeros(max_mid + 1, dtype=bool)
-    has_meta[movie_id] = True
 
     raw_user, raw_movie = cols["user"], cols["movie"]
     stats["users_without_profile"] = int(len(np.setdiff1d(np.unique(raw_user), profile_uid)))
@@ -191,16 +206,43 @@ def build(writer: CacheWriter, opts: MovieLensOptions, ratings_path: Path, users
     # re-index users and movies that have ratings, by raw id
     user, user_vocab = rank_ids(raw_user)
     movie, movie_vocab = rank_ids(raw_movie)
-    n_users, n_movies = len(user_vocab), len(movie_vocab)
+    n_movies = len(movie_vocab)
     item_fields = np.zeros((n_movies + 1, 3), dtype=np.int64)
     item_fields[1:, 0] = np.arange(1, n_movies + 1)
     item_fields[1:, 1:] = movie_meta[movie_vocab]
 
     order = np.lexsort((np.arange(len(user)), cols["time"], user))
-    user, movie, time = user[order], movie[order], cols["time"][order]
-    raw_uid_sorted = raw_user[order]
-    label = (cols["rating"][order] >= opts.positive_threshold).astype(np.float32)
-    del cols
+    return Ratings(user=user[order], movie=movie[order], time=cols["time"][order], rating=cols["rating"][order],
+                   profile=profile[raw_user[order]], profile_vocab=profile_vocab, item_fields=item_fields,
+                   genres=len(genre_vocab), years=len(year_vocab), user_vocab=user_vocab, stats=stats)
+
+
+def context_fields(time: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """[N, 3] hour + 1, weekday, log2 days since the user's previous rating (0 for the first) of sorted events."""
+    parts = time_parts(time)
+    day = np.floor_divide(time, SECONDS_PER_DAY)
+    has_prev = pos >= 1
+    prev = np.where(has_prev, np.arange(len(time)) - 1, 0)
+    return np.stack([parts["hour"] + 1, parts["weekday"],
+                     np.where(has_prev, log2_bucket(day - day[prev], DAY_BUCKETS), 0)], axis=1)
+
+
+def subset_name(n_ratings: int, user_vocab: np.ndarray) -> tuple[bool, str]:
+    """(whether this is the full ML-1M, the words results on it must carry)."""
+    full = n_ratings == FULL_ML1M["ratings"] and len(user_vocab) == FULL_ML1M["users"]
+    if not full:
+        return False, (f"ML-1M, users {int(user_vocab.min())}-{int(user_vocab.max())} ({n_ratings:,} of "
+                       f"{FULL_ML1M['ratings']:,} ratings)")
+    return True, "full ML-1M"
+
+
+def build(writer: CacheWriter, opts: MovieLensOptions, ratings_path: Path, users_path: Path,
+          movies_path: Path) -> None:
+    data = read_ratings(opts, ratings_path, users_path, movies_path)
+    stats = data.stats
+    user, movie, time, item_fields = data.user, data.movie, data.time, data.item_fields
+    n_users, n_movies = len(data.user_vocab), len(item_fields) - 1
+    label = (data.rating >= opts.positive_threshold).astype(np.float32)
     n_events = len(user)
     pos, start, count = user_positions(user)
 
@@ -218,14 +260,9 @@ def build(writer: CacheWriter, opts: MovieLensOptions, ratings_path: Path, users
     neg = sample_unseen(np.random.default_rng([opts.seed, 2]), user[behaviours], n_movies, seen, stride)
     seq_item, seq_neg = item_fields[movie[behaviours]], item_fields[neg]
 
-    parts = time_parts(time)
-    day = np.floor_divide(time, SECONDS_PER_DAY)
-    has_prev = pos >= 1
-    prev = np.where(has_prev, np.arange(n_events) - 1, 0)
     per_event = {
-        "user": profile[raw_uid_sorted],
-        "context": np.stack([parts["hour"] + 1, parts["weekday"],
-                             np.where(has_prev, log2_bucket(day - day[prev], DAY_BUCKETS), 0)], axis=1),
+        "user": data.profile,
+        "context": context_fields(time, pos),
         "user_id": user, "hist_end": hist_end, "hist_len": np.minimum(n_prior, opts.max_len),
     }
 
@@ -242,30 +279,35 @@ def build(writer: CacheWriter, opts: MovieLensOptions, ratings_path: Path, users
         stats[f"{split}_samples"] = len(ev)
         stats[f"{split}_positive_rate"] = round(float(label[ev].mean()), 4) if len(ev) else 0.0
 
-    uid_min, uid_max = int(user_vocab.min()), int(user_vocab.max())
-    full = len(label) == FULL_ML1M["ratings"] and n_users == FULL_ML1M["users"]
+    full, subset = subset_name(n_events, data.user_vocab)
     stats.update(
-        dataset=opts.name, users=n_users, items=n_movies, genres=len(genre_vocab), years=len(year_vocab),
+        dataset=opts.name, users=n_users, items=n_movies, genres=data.genres, years=data.years,
         ratings=n_events, samples=n_events, positive_rate=round(float(label.mean()), 4),
         mean_hist_len=round(float(per_event["hist_len"].mean()), 3), max_len=opts.max_len,
         history=opts.history, positive_threshold=opts.positive_threshold,
-        subset="full ML-1M" if full else f"ML-1M, users {uid_min}-{uid_max} ({n_events:,} of "
-                                         f"{FULL_ML1M['ratings']:,} ratings)",
+        subset=subset,
         **{f"full_ml1m_{k}": v for k, v in FULL_ML1M.items()},
     )
     if not full:
         log.warning("MovieLens: this is a part of ML-1M (%s); results on it must say so", stats["subset"])
     writer.name = opts.name
     writer.stats = stats
-    gender_v, age_v, occ_v, zip_v = profile_vocab
-    writer.schema = Schema(
-        item_fields=(Field("movie_id", n_movies + 1), Field("genre_id", len(genre_vocab) + 1),
-                     Field("year_id", len(year_vocab) + 1)),
-        user_fields=(Field("gender", len(gender_v) + 1), Field("age", len(age_v) + 1),
-                     Field("occupation", len(occ_v) + 1), Field("zip_prefix", len(zip_v) + 1)),
-        context_fields=(Field("hour", 25), Field("weekday", 8), Field("days_since_prev", DAY_BUCKETS + 1)),
-        max_len=opts.max_len,
-    )
+    writer.schema = Schema(item_fields=item_schema(data), user_fields=profile_schema(data, 4),
+                           context_fields=CONTEXT_SCHEMA, max_len=opts.max_len)
+
+
+CONTEXT_SCHEMA = (Field("hour", 25), Field("weekday", 8), Field("days_since_prev", DAY_BUCKETS + 1))
+
+
+def item_schema(data: Ratings) -> tuple[Field, ...]:
+    return (Field("movie_id", len(data.item_fields)), Field("genre_id", data.genres + 1),
+            Field("year_id", data.years + 1))
+
+
+def profile_schema(data: Ratings, n: int) -> tuple[Field, ...]:
+    """The first `n` profile fields: gender, age, occupation, zip prefix."""
+    names = ("gender", "age", "occupation", "zip_prefix")
+    return tuple(Field(name, len(vocab) + 1) for name, vocab in zip(names[:n], data.profile_vocab[:n]))
 
 
 def stats_table(stats: dict[str, Any]) -> str:

@@ -257,7 +257,8 @@ def machine_description(row: pd.Series) -> str:
 # A table cell and seed: one run counts for each (the latest).
 CELL_KEY = ["table", "dataset", "model", "variant", "encoder", "reading", "protocol", "effect", "seed"]
 # MIAN's open readings (models/mian.py) as run tags, with the default a run without the tag had.
-READING_TAGS = {"ibim_score": "additive", "field_score": "additive", "e_b_pool": "mean", "positional": "learned"}
+READING_TAGS = {"ibim_score": "additive", "field_score": "additive", "e_b_pool": "mean", "positional": "learned",
+                "readout": "concat"}
 
 
 def reading_of(row: pd.Series) -> str:
