@@ -333,7 +333,27 @@ class Amazon(RawFiles):
     meta_encoding: str = option("utf-8", ENCODING)     # of the meta file's Python literals
 
 
-DATASET_SCHEMAS: dict[str, type[Dataset]] = {s.LOADER: s for s in (Synthetic, MovieLens, Amazon)}
+@dataclass
+class MovieLensSeq(RawFiles):
+    """MovieLens-1M as next-item data under DIN's Amazon protocol, the stand-in for the paper's Amazon datasets
+    (benchmark/data/movielens_seq.py, datasets/movielens/README.md)."""
+
+    LOADER: ClassVar[str] = "movielens_seq"
+    name: Any = option("movielens_seq", TEXT)
+    loader: str = option("movielens_seq", choice(*LOADERS))
+    negatives: int = option(1, integer(1))             # sampled unseen movies per positive
+    split: str = option("fraction", choice("fraction", "last_one"))  # fraction: last 10% of a user's positives test
+    valid_fraction: float = option(0.1, OPEN_FRACTION)  # split=fraction: per user, the 10% before test
+    test_fraction: float = option(0.1, OPEN_FRACTION)
+    encoding: str = option("iso-8859-1", ENCODING)     # of movies.dat / users.dat
+
+    @classmethod
+    def check_across(cls, node: DictConfig) -> None:
+        super().check_across(node)
+        check_split_fractions(node, 0.7)
+
+
+DATASET_SCHEMAS: dict[str, type[Dataset]] = {s.LOADER: s for s in (Synthetic, MovieLens, Amazon, MovieLensSeq)}
 
 
 # ---------------------------------------------------------------------------------------------- registration

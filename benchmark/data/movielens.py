@@ -165,9 +165,9 @@ class Ratings:
     stats: dict[str, Any]     # parse counters
 
 
-def read_ratings(opts: Any, ratings_path: Path, users_path: Path, movies_path: Path) -> Ratings:
-    """Parse ratings.dat(.gz), users.dat and movies.dat (`opts`: on_bad_line, max_bad_fraction, encoding,
-    zip_prefix_len) and sort the events by user, time and line."""
+def read_ratings(opts: Any, ratings_path: Path, users_path: Path, movies_path: Path, zip_prefix_len: int) -> Ratings:
+    """Parse ratings.dat(.gz), users.dat and movies.dat (`opts`: on_bad_line, max_bad_fraction, encoding) and sort
+    the events by user, time and line."""
     cols, stats = parse_ratings(ratings_path, opts)
     user_rows, stats["user_bad_lines"] = _split_fields(users_path, opts, 5, "UserID::Gender::Age::Occupation::Zip")
     movie_rows, stats["movie_bad_lines"] = _split_fields(movies_path, opts, 3, "MovieID::Title::Genres")
@@ -176,7 +176,7 @@ def read_ratings(opts: Any, ratings_path: Path, users_path: Path, movies_path: P
     profile_uid = np.array([int(r[0]) for r in user_rows], dtype=np.int64)
     profile_cols = [
         [r[1].strip() for r in user_rows], [r[2].strip() for r in user_rows], [r[3].strip() for r in user_rows],
-        [r[4].strip()[:opts.zip_prefix_len] for r in user_rows],
+        [r[4].strip()[:zip_prefix_len] for r in user_rows],
     ]
     profile_ids, profile_vocab = zip(*(rank_ids(np.array(c)) for c in profile_cols))
     max_uid = max(int(profile_uid.max()), int(cols["user"].max()))
@@ -238,7 +238,7 @@ def subset_name(n_ratings: int, user_vocab: np.ndarray) -> tuple[bool, str]:
 
 def build(writer: CacheWriter, opts: MovieLensOptions, ratings_path: Path, users_path: Path,
           movies_path: Path) -> None:
-    data = read_ratings(opts, ratings_path, users_path, movies_path)
+    data = read_ratings(opts, ratings_path, users_path, movies_path, opts.zip_prefix_len)
     stats = data.stats
     user, movie, time, item_fields = data.user, data.movie, data.time, data.item_fields
     n_users, n_movies = len(data.user_vocab), len(item_fields) - 1

@@ -72,7 +72,8 @@ def section_markdown(section: Section, frame: pd.DataFrame, command: str, data: 
                if section.dataset in AMAZON else "")
         parts.append(f"**Not run here**{why}. To run it: `{command}`, then `python -m benchmark.report`.")
     if has_paper:
-        parts.append(f"Paper column: {PAPER_DATASET_LABELS[paper_dataset]}.")
+        label = PAPER_DATASET_LABELS.get(section.dataset) or PAPER_DATASET_LABELS[paper_dataset]
+        parts.append(f"Paper column: {label}.")
     else:
         parts.append("The paper reports no number for this table on this dataset.")
     parts.append("")
