@@ -8,7 +8,8 @@ from conftest import make_batch
 
 from benchmark.config import ConfigError, validate_config
 from benchmark.data.schema import Field, Schema
-from models.mian import FIELD_SCORE_READINGS, MIAN, SCORE_READINGS, AttentionScore, MIANConfig
+from benchmark.names import READOUTS
+from models.mian import FIELD_SCORE_READINGS, MIAN, SCORE_READINGS, AttentionScore, FieldAttention, MIANConfig
 
 CANDIDATE_AWARE = ("bahdanau", "bilinear", "din")
 
@@ -24,11 +25,12 @@ def readings(score: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------- every reading
+@pytest.mark.parametrize("readout", READOUTS)
 @pytest.mark.parametrize("score", SCORE_READINGS)
 def test_every_reading_gives_weights_that_sum_to_one_over_valid_positions(
-    tiny_schema: Schema, tiny_batch: dict[str, torch.Tensor], score: str
+    tiny_schema: Schema, tiny_batch: dict[str, torch.Tensor], score: str, readout: str
 ) -> None:
-    out = build(tiny_schema, init_std=0.5, **readings(score)).explain(tiny_batch)
+    out = build(tiny_schema, init_std=0.5, readout=readout, **readings(score)).explain(tiny_batch)
     has_history = tiny_batch["hist_len"] > 0
     torch.testing.assert_close(out["ibim"].sum(-1)[has_history], torch.ones(int(has_history.sum())))
     assert (out["ibim"][~has_history] == 0).all()
@@ -38,29 +40,80 @@ def test_every_reading_gives_weights_that_sum_to_one_over_valid_positions(
         torch.testing.assert_close(out[name].sum(-1), torch.ones(len(tiny_batch["label"])))
 
 
+@pytest.mark.parametrize("readout", READOUTS)
 @pytest.mark.parametrize("score", SCORE_READINGS)
 @pytest.mark.parametrize("encoder", ["pre_ln", "none"])
 def test_every_reading_ignores_padded_positions_and_their_values(
-    tiny_schema: Schema, tiny_batch: dict[str, torch.Tensor], score: str, encoder: str
+    tiny_schema: Schema, tiny_batch: dict[str, torch.Tensor], score: str, encoder: str, readout: str
 ) -> None:
-    model = build(tiny_schema, init_std=0.5, encoder=encoder, **readings(score))
+    model = build(tiny_schema, init_std=0.5, encoder=encoder, readout=readout, **readings(score))
     noisy = dict(tiny_batch)
     pad = (torch.arange(tiny_schema.max_len)[None, :] >= tiny_batch["hist_len"][:, None])[..., None]
     noisy["hist"] = torch.where(pad, torch.randint(1, 6, tiny_batch["hist"].shape), tiny_batch["hist"])
     torch.testing.assert_close(model(noisy), model(tiny_batch))
 
 
+@pytest.mark.parametrize("readout", READOUTS)
 @pytest.mark.parametrize("score", SCORE_READINGS)
-def test_every_reading_keeps_empty_histories_finite_with_gradients(tiny_schema: Schema, score: str) -> None:
+def test_every_reading_keeps_empty_histories_finite_with_gradients(tiny_schema: Schema, score: str,
+                                                                   readout: str) -> None:
     batch = make_batch(tiny_schema)
     batch["hist_len"].zero_()
     batch["hist"].zero_()
-    model = build(tiny_schema, **readings(score)).train()
+    model = build(tiny_schema, readout=readout, **readings(score)).train()
     logits = model(batch)
     assert torch.isfinite(logits).all()
     torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["label"]).backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+# ---------------------------------------------------------------------------------------------- the readout
+def gim_inputs(model: MIAN, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The representations r_l that GIM receives, by name."""
+    seen: dict[str, torch.Tensor] = {}
+    assert model.gim is not None
+    handle = model.gim.register_forward_pre_hook(lambda _, args: seen.update(zip(model.gim_names, args[0])))
+    model(batch)
+    handle.remove()
+    return seen
+
+
+def test_product_readout_hands_on_the_candidate_times_what_ibim_attends_to(
+    tiny_schema: Schema, tiny_batch: dict[str, torch.Tensor]
+) -> None:
+    model = build(tiny_schema, init_std=0.5, readout="product")
+    di = 8 * len(tiny_schema.item_fields)
+    r = gim_inputs(model, tiny_batch)["R_ibim"]
+    assert r.shape == (len(tiny_batch["label"]), 3 * di)
+    e_i, attended, product = r[:, :di], r[:, di:2 * di], r[:, 2 * di:]
+    torch.testing.assert_close(product, e_i * attended)
+    empty = tiny_batch["hist_len"] == 0
+    assert (r[empty] == 0).all() and (product[~empty] != 0).any()
+
+
+def test_product_readout_of_a_field_module_is_the_projected_candidate_times_the_attended_field() -> None:
+    torch.manual_seed(0)
+    module = FieldAttention("additive", num_fields=3, item_dim=16, field_dim=8, score_dim=4, product=True)
+    e_item, e_fields = torch.randn(5, 16), torch.randn(5, 3, 8)
+    r, alpha = module(e_item, e_fields)
+    attended = (alpha[..., None] * e_fields).sum(1)
+    assert r.shape == (5, 16 + 2 * 8) and module.out_dim == 32
+    torch.testing.assert_close(r[:, :16], e_item)
+    torch.testing.assert_close(r[:, 16:24], attended)
+    assert module.item_proj is not None
+    torch.testing.assert_close(r[:, 24:], module.item_proj(e_item) * attended)
+
+
+def test_concat_is_the_default_and_product_changes_the_output(tiny_schema: Schema,
+                                                              tiny_batch: dict[str, torch.Tensor]) -> None:
+    default, concat = build(tiny_schema, init_std=0.5), build(tiny_schema, init_std=0.5, readout="concat")
+    product = build(tiny_schema, init_std=0.5, readout="product")
+    torch.testing.assert_close(default(tiny_batch), concat(tiny_batch))
+    assert not any("item_proj" in name for name, _ in default.named_parameters())
+    assert not torch.allclose(product(tiny_batch), default(tiny_batch))
+    widths = {n: r.shape[1] for n, r in gim_inputs(default, tiny_batch).items()}
+    assert widths["R_ibim"] == 2 * 16 and widths["R_iuim"] == widths["R_icim"] == 16 + 8
 
 
 def test_per_position_has_one_weight_and_bias_per_position(tiny_schema: Schema) -> None:
