@@ -25,8 +25,9 @@ ABLATIONS = ("full", "no_iuim", "no_icim", "no_ibim", "no_gim", "no_iuim_icim", 
 TABLE3_ABLATIONS = ABLATIONS[:-1]
 
 # Datasets (conf/dataset/) and the loaders that build them (benchmark/data/<loader>.py).
-DATASETS = ("synthetic", "movielens", "movielens_seq", "electronics", "books")
-LOADERS = ("synthetic", "movielens", "amazon", "movielens_seq")
+DATASETS = ("synthetic", "movielens", "movielens_seq", "electronics", "books", "custom", "taobao_ad",
+            "din_samples")
+LOADERS = ("synthetic", "movielens", "amazon", "movielens_seq", "custom")
 EFFECTS = ("sequence", "user", "context")  # the synthetic data's planted effects (conf/effects/)
 
 # Training protocols (conf/protocol/) and the trainer's regularisation choices.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import ListConfig
+from omegaconf import DictConfig, ListConfig
 
 CHECK = "check"  # the dataclass field metadata key
 
@@ -33,10 +33,13 @@ class Check:
 
 
 def option(default: Any, check: Check) -> Any:
-    """A schema field with its default and its check (lists get a fresh copy per instance)."""
+    """A schema field with its default and its check (lists and mappings get a fresh copy per instance)."""
     if isinstance(default, (list, tuple)):
         items = list(default)
         return dataclasses.field(default_factory=lambda: list(items), metadata={CHECK: check})
+    if isinstance(default, dict):
+        entries = dict(default)
+        return dataclasses.field(default_factory=lambda: dict(entries), metadata={CHECK: check})
     return dataclasses.field(default=default, metadata={CHECK: check})
 
 
@@ -124,3 +127,36 @@ BETAS = Check(lambda v: isinstance(v, (list, ListConfig)) and len(v) == 2 and al
 # DeepCTR-Torch's activation names; Dice works in the attention units only (its DNN fails on it with an assert)
 ACTIVATION = choice("relu", "sigmoid", "linear", "prelu", case_sensitive=False)
 ATTENTION_ACTIVATION = choice("relu", "sigmoid", "linear", "prelu", "Dice", case_sensitive=False)
+
+
+def _names(v: Any) -> list[str] | None:
+    if not isinstance(v, (list, tuple, ListConfig)) or not all(isinstance(x, str) and x.strip() for x in v):
+        return None
+    return list(v)
+
+
+def name_list(min_len: int = 0) -> Check:
+    """A list of distinct non-empty strings (column names)."""
+    def ok(v: Any) -> bool:
+        names = _names(v)
+        return names is not None and len(names) >= min_len and len(set(names)) == len(names)
+
+    return Check(ok, f"must be a list of at least {min_len} distinct non-empty string(s)")
+
+
+def name_subset(*options: str) -> Check:
+    """A list of distinct names, each one of `options`."""
+    return Check(lambda v: (names := _names(v)) is not None and len(set(names)) == len(names)
+                 and set(names) <= set(options), f"must be a list of distinct names among {', '.join(options)}")
+
+
+def _mapping(v: Any, value_ok: Callable[[Any], bool]) -> bool:
+    return isinstance(v, (dict, DictConfig)) and all(isinstance(k, str) and k.strip() and value_ok(x)
+                                                     for k, x in v.items())
+
+
+NAME_MAP = Check(lambda v: _mapping(v, lambda x: isinstance(x, str) and x.strip() != ""),
+                 "must be a mapping of field names to non-empty column names, e.g. {cate_id: cate}")
+COUNT_MAP = Check(lambda v: _mapping(v, lambda x: _is_int(x) and x >= 1),
+                  "must be a mapping of field names to integers >= 1, e.g. {item_id: 5}")
+OPTIONAL_NUMBER = Check(lambda v: v is None or _is_number(v), "must be null or a finite number")

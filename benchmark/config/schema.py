@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, DictConfig
@@ -22,6 +22,7 @@ from benchmark.config.checks import (
     ACTIVATION, ANY_NUMBER, ATTENTION_ACTIVATION, BETAS, BOOL, CHECK, DEVICE, ENCODING, FRACTION, ON_OFF_AUTO,
     OPEN_FRACTION, OPTIONAL_TEXT, RESUME, TEXT, TRACKING_URI, Check, choice, int_list, integer, number, option,
 )
+from benchmark.config.checks import COUNT_MAP, NAME_MAP, OPTIONAL_NUMBER, name_list, name_subset
 from benchmark.names import (
     ABLATIONS, AMP_MODES, E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, L2_SCOPES, LOADERS, MODELS,
     POSITIONALS, READOUTS, SCORE_READINGS, WEIGHT_DECAYS,
@@ -353,7 +354,121 @@ class MovieLensSeq(RawFiles):
         check_split_fractions(node, 0.7)
 
 
-DATASET_SCHEMAS: dict[str, type[Dataset]] = {s.LOADER: s for s in (Synthetic, MovieLens, Amazon, MovieLensSeq)}
+CUSTOM_TIME_FIELDS = ("hour", "weekday", "month", "year")  # context fields derived from the timestamp (UTC)
+
+
+@dataclass
+class CustomColumns:
+    """Which columns of the log hold what (README "Your own data"). Item, user and context fields are categorical;
+    a field missing from the log is taken from the joined table of its kind (item_table, user_table)."""
+
+    user_id: Any = option(MISSING, TEXT)               # whose event: gAUC, splits, histories
+    item: List[str] = option(MISSING, name_list(1))    # the candidate's fields, its id first
+    label: Any = option(None, OPTIONAL_TEXT)           # 0/1 (or a rating, with label_threshold); null: all positives
+    timestamp: Any = option(None, OPTIONAL_TEXT)       # integer (unix) time; null: each user's rows are in time order
+    user: List[str] = option([], name_list(0))         # user fields
+    context: List[str] = option([], name_list(0))      # context fields
+    split: Any = option(None, OPTIONAL_TEXT)           # split=column: the column naming each row's split
+
+
+@dataclass
+class CustomTable:
+    """A file joined to the log by one key: item_table on the item id (columns.item[0]), user_table on user_id."""
+
+    file: Any = option(MISSING, TEXT)                  # in raw_dir; csv/tsv/parquet as `format`, gzip allowed
+    key: Any = option(MISSING, TEXT)                   # its column that matches the log's
+
+
+@dataclass
+class CustomSequence:
+    """Where the behaviour sequence comes from. Item fields absent from `fields` are 0 (unknown) in the history."""
+
+    source: str = option("log", choice("log", "column", "file", "none"))
+    events: str = option("positive", choice("positive", "all"))  # log: the user's earlier clicks, or every event
+    fields: Dict[str, str] = option({}, NAME_MAP)      # column, file: item field -> the column holding it
+    delimiter: Any = option("^", TEXT)                 # column: separates a string column's ids (list columns: none)
+    file: Any = option(None, OPTIONAL_TEXT)            # file: a behaviour log of its own
+    user_id: Any = option(None, OPTIONAL_TEXT)         # file: its user column (null: columns.user_id's name)
+    timestamp: Any = option(None, OPTIONAL_TEXT)       # file: its time column (null: columns.timestamp's name)
+
+
+@dataclass
+class Custom(Dataset):
+    """Your own click log: CSV, TSV or Parquet files and the declared columns (benchmark/data/custom.py)."""
+
+    LOADER: ClassVar[str] = "custom"
+    name: Any = option("custom", TEXT)
+    loader: str = option("custom", choice(*LOADERS))
+    raw_dir: Any = option(None, OPTIONAL_TEXT)         # the folder of the files (null: <paths.raw_dir>/<name>)
+    files: List[str] = option(MISSING, name_list(1))   # one log, or train, valid, test (split=files)
+    format: str = option("auto", choice("auto", "csv", "tsv", "parquet"))  # auto: by extension (.gz ignored)
+    delimiter: Any = option(None, OPTIONAL_TEXT)       # csv/tsv: null: ',' for csv, tab for tsv
+    column_names: List[str] = option([], name_list(0))  # csv/tsv without a header row: the columns' names
+    columns: CustomColumns = field(default_factory=CustomColumns)
+    label_threshold: Any = option(None, OPTIONAL_NUMBER)  # label = value >= threshold (e.g. a rating 4)
+    sorted: Any = option(False, BOOL)                  # true: each user's rows are in time order (checked)
+    item_table: Optional[CustomTable] = None
+    user_table: Optional[CustomTable] = None
+    sequence: CustomSequence = field(default_factory=CustomSequence)
+    time_fields: List[str] = option([], name_subset(*CUSTOM_TIME_FIELDS))  # context fields from the timestamp
+    min_count: int = option(1, integer(1))             # rarer values of a field share its out-of-vocabulary id 1
+    min_counts: Dict[str, int] = option({}, COUNT_MAP)  # per field, overriding min_count
+    negatives: int = option(0, integer(0))             # > 0: sampled unseen items per positive row
+    split: str = option("time", choice("time", "column", "files"))  # time: per user, the last rows test
+    split_values: List[str] = option(["train", "valid", "test"], name_list(3))  # split=column: the three values
+    valid_fraction: float = option(0.1, OPEN_FRACTION)  # split=time
+    test_fraction: float = option(0.1, OPEN_FRACTION)
+    on_bad_line: str = option("error", choice("skip", "error"))  # rows with the wrong number of fields
+    max_bad_fraction: float = option(0.001, FRACTION)
+
+    @classmethod
+    def check_across(cls, node: DictConfig) -> None:
+        super().check_across(node)
+        check_split_fractions(node, 0.7)
+        c, seq = node.columns, node.sequence
+        item, user, context = list(c.item), list(c.user), list(c.context)
+        if len(node.files) not in (1, 3) or (len(node.files) == 3) != (node.split == "files"):
+            raise ConfigError(f"dataset.files={list(node.files)} is invalid with dataset.split={node.split}: one "
+                              "file, or three (train, valid, test) with dataset.split=files")
+        if node.split == "column" and c.split is None:
+            raise ConfigError("dataset.split=column needs dataset.columns.split, the column naming each row's split")
+        if len(node.split_values) != 3:
+            raise ConfigError(f"dataset.split_values={list(node.split_values)} is invalid: must name train, valid "
+                              "and test (three values)")
+        fields = [*item, *user, *context, *node.time_fields]
+        clash = sorted({f for f in fields if fields.count(f) > 1})
+        if clash:
+            raise ConfigError(f"dataset.columns: {clash} named more than once among the item, user, context and time "
+                              "fields: a field belongs to one group")
+        dotted = [f for f in fields if "." in f]
+        if dotted:
+            raise ConfigError(f"dataset.columns: field names must not contain '.' (model layers are named after "
+                              f"them): {dotted}")
+        if c.label is None and node.negatives == 0:
+            raise ConfigError("dataset.columns.label=null (every row a positive) needs dataset.negatives >= 1")
+        if node.label_threshold is not None and c.label is None:
+            raise ConfigError("dataset.label_threshold needs dataset.columns.label")
+        if c.timestamp is None and node.time_fields:
+            raise ConfigError("dataset.time_fields needs dataset.columns.timestamp")
+        unknown = sorted(set(node.min_counts) - set(item + user + context))
+        if unknown:
+            raise ConfigError(f"dataset.min_counts names {unknown}, not item, user or context fields")
+        if seq.source in ("column", "file"):
+            if not seq.fields or not set(seq.fields) <= set(item):
+                raise ConfigError(f"dataset.sequence.fields={dict(seq.fields)} is invalid with dataset.sequence.source="
+                                  f"{seq.source}: must map some item fields {item} to the columns holding them")
+        elif seq.fields:
+            raise ConfigError(f"dataset.sequence.fields applies to sequence.source=column or file, not {seq.source}")
+        if seq.source == "file" and (seq.file is None or (c.timestamp is None and seq.timestamp is None)):
+            raise ConfigError("dataset.sequence.source=file needs dataset.sequence.file (the behaviour log) and a "
+                              "timestamp in both files (dataset.columns.timestamp, dataset.sequence.timestamp)")
+        if seq.source == "file" and c.timestamp is None:
+            raise ConfigError("dataset.sequence.source=file needs dataset.columns.timestamp: a sample's history is "
+                              "the behaviours before its time")
+
+
+DATASET_SCHEMAS: dict[str, type[Dataset]] = {s.LOADER: s for s in (Synthetic, MovieLens, Amazon, MovieLensSeq,
+                                                                    Custom)}
 
 
 # ---------------------------------------------------------------------------------------------- registration

@@ -1,0 +1,506 @@
+"""Your own click log (`dataset=custom`, README "Your own data"): declared columns of CSV, TSV or Parquet files
+built into the same stored-once layout, cache and statistics as the built-in datasets.
+
+What the declaration means (the schema `Custom` in benchmark/config/schema.py lists every key):
+- a row of the log (`files`: one file, or train, valid, test) is an event of `columns.user_id` with the candidate
+  item's fields `columns.item` (its id first), user fields `columns.user` and context fields `columns.context`; a
+  field the log lacks is taken from `item_table` (joined on the item id) or `user_table` (joined on the user id);
+- events are ordered per user by `columns.timestamp` (ties: file order), or by file order when it is null;
+  `sorted: true` says each user's rows are already in time order and checks it;
+- the label is `columns.label` (0/1, or value >= `label_threshold`); with `negatives: k > 0` the positive rows (all
+  rows when the label is null) are the samples and each gets k uniform random items the user never interacted
+  with, sharing its history, user and context fields (as in DIN's Amazon protocol);
+- the history of a sample (last `max_len`, oldest first): `sequence.source=log`, the user's earlier events
+  (`events: positive`, the clicks, or `all`), as the MovieLens and Amazon loaders do; `file`, the user's events
+  strictly before the sample's time in a behaviour log of its own; `column`, the ids held by the sample's row
+  (a `sequence.delimiter`-separated string or a Parquet list per item field, aligned); `none`. Item fields a
+  history source does not hold (`sequence.fields` leaves them out) are 0 (unknown) in the history and in its
+  sampled negatives;
+- `neg_hist` (DIEN's auxiliary loss) holds per history event a random item the user never interacted with;
+- ids: per field, values seen fewer than `min_count` times (`min_counts` per field) share the OOV id 1, missing
+  values are 0 (custom_read.py); vocabularies count every occurrence (candidates, joins, histories);
+- split: `time` (per user, the last round(test_fraction * n) of a user's n samples, at least 1, are test, the
+  round(valid_fraction * n) before them valid; users with fewer than 3 samples train only), `column`
+  (`columns.split` holds one of `split_values`) or `files`.
+Every check of the input runs before anything is written: an error leaves no cache entry behind.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from time import perf_counter, process_time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.data import custom_read as rd
+from benchmark.data.cache import CacheWriter, load_or_build
+from benchmark.data.common import (format_table, resolve_raw_dir, sample_unseen, time_parts, user_positions,
+                                   write_sequences, write_split)
+from benchmark.data.errors import DataError
+from benchmark.data.schema import INT32_MAX, Dataset, Field, Schema
+
+log = logging.getLogger(__name__)
+
+PIPELINE_VERSION = 1  # bump whenever the produced arrays change for the same config and raw files
+TIME_VOCAB = {"hour": 25, "weekday": 8, "month": 13}  # year: the span of years in the log + 2
+MIN_SAMPLES_FOR_SPLIT = 3  # split=time: a user with fewer samples goes to train only
+Options = dict[str, Any]
+
+
+def options(cfg: Any) -> Options:
+    """The dataset config as plain data (composed over its schema and validated by the caller)."""
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def file_format(o: Options) -> rd.FileFormat:
+    return rd.FileFormat(o["format"], o["delimiter"], tuple(o["column_names"]), o["on_bad_line"],
+                         float(o["max_bad_fraction"]))
+
+
+def raw_paths(o: Options, raw_dir: Path) -> dict[str, Any]:
+    """Every file the dataset reads, by role; a missing one is an error naming it."""
+    def at(name: str) -> Path:
+        return Path(name) if Path(name).is_absolute() else raw_dir / name
+
+    paths: dict[str, Any] = {"log": [at(f) for f in o["files"]]}
+    for table in ("item_table", "user_table"):
+        if o.get(table):
+            paths[table] = at(o[table]["file"])
+    if o["sequence"]["source"] == "file":
+        paths["behaviours"] = at(o["sequence"]["file"])
+    every = [*paths["log"], *(p for k, p in paths.items() if k != "log")]
+    missing = [str(p) for p in every if not p.is_file()]
+    if missing:
+        raise DataError(f"dataset {o['name']!r}: file(s) not found: {', '.join(missing)} (dataset.raw_dir="
+                        f"{raw_dir}; dataset.files and the tables' `file` name them)")
+    paths["all"] = every
+    return paths
+
+
+def load(cfg: Any, cache_dir: Path, raw_root: Path | str | None = None) -> Dataset:
+    """Build (or read from the cache) the dataset that `cfg` declares."""
+    o = options(cfg)
+    raw_dir, _ = resolve_raw_dir(cfg, raw_root)
+    paths = raw_paths(o, raw_dir)
+    key_config = {"loader": "custom", "pipeline_version": PIPELINE_VERSION,
+                  **{k: v for k, v in o.items() if k not in ("raw_dir", "effects")}}
+    dataset = load_or_build(cache_dir, o["name"], key_config, paths["all"], lambda w: build(w, o, paths))
+    log.info("\n%s", stats_table(dataset.stats))
+    return dataset
+
+
+# ---------------------------------------------------------------------------------------------- reading
+class Log:
+    """The log's declared columns, read and checked, in file order (rows of several files concatenated)."""
+
+    def __init__(self, o: Options, paths: dict[str, Any]) -> None:
+        fmt, c = file_format(o), o["columns"]
+        self.fields: dict[str, pa.ChunkedArray] = {}   # categorical columns (text), by declared name
+        self.joined: dict[str, str] = {}               # field -> the table file it came from
+        self.stats: dict[str, Any] = {"bad_rows": 0}
+        self.seq_flat: dict[str, pa.Array] = {}        # sequence.source=column: flat history values per item field
+        self.seq_lengths = np.zeros(0, dtype=np.int64)
+        log_paths: list[Path] = paths["log"]
+        tables = {kind: _Table(o, kind, paths[kind], fmt) for kind in ("item_table", "user_table") if kind in paths}
+        seq = o["sequence"]
+        times, labels, split_col, lengths = [], [], [], []
+        per_file: dict[str, list[pa.ChunkedArray]] = {}
+        flat: dict[str, list[pa.Array]] = {}
+        rows = [0]
+        for path in log_paths:
+            available = rd.header(path, fmt)
+            wanted = {c["user_id"]: "the user id, columns.user_id", c["item"][0]: "the item id, columns.item[0]"}
+            for key, role in (("label", "columns.label"), ("timestamp", "columns.timestamp"),
+                              ("split", "columns.split")):
+                if c[key] is not None and (key != "split" or o["split"] == "column"):
+                    wanted[c[key]] = role
+            for kind, group in (("item_table", "item"), ("user_table", "user")):
+                for name in c[group][1 if group == "item" else 0:]:
+                    if kind in tables and name not in available and tables[kind].has(name):
+                        self.joined[name] = kind
+                        continue
+                    if kind in tables and name not in available:
+                        table = tables[kind]
+                        near = rd.nearest(name, [*available, *table.available])
+                        raise DataError(f"{path}: no column {name!r} (a {group} field, columns.{group}), nor in "
+                                        f"{table.path}{near} The log has: {', '.join(map(repr, available))}; "
+                                        f"{table.path.name} has: {', '.join(map(repr, table.available))}")
+                    wanted[name] = f"a {group} field, columns.{group}"
+            for name in c["context"]:
+                wanted[name] = "a context field, columns.context"
+            if seq["source"] == "column":
+                for field, column in seq["fields"].items():
+                    wanted[column] = f"the history of {field}, sequence.fields"
+            actual = rd.resolve_columns(path, available, wanted)
+            table, bad = rd.read_columns(path, fmt, list(actual.values()))
+            self.stats["bad_rows"] += bad
+            where = rd.Where((path,), np.array([0, table.num_rows]), not fmt.column_names)
+            col = {name: table.column(real) for name, real in actual.items()}
+            rd.no_nulls(col[c["user_id"]], where, c["user_id"], "user id")
+            rd.no_nulls(col[c["item"][0]], where, c["item"][0], "item id")
+            for name in actual:
+                if name in (c["label"], c["timestamp"]) or (seq["source"] == "column" and name in seq["fields"].values()):
+                    continue
+                per_file.setdefault(name, []).append(rd.categorical(col[name], where, name))
+            if c["timestamp"] is not None:
+                times.append(rd.timestamps(col[c["timestamp"]], where, c["timestamp"]))
+            if c["label"] is not None:
+                labels.append(rd.labels(col[c["label"]], where, c["label"], o["label_threshold"]))
+            if o["split"] == "column":
+                split_col.append(_split_of(col[c["split"]], o["split_values"], where, c["split"]))
+            if seq["source"] == "column":
+                lengths.append(self._history_columns(seq, col, where, flat))
+            rows.append(rows[-1] + table.num_rows)
+        self.where = rd.Where(tuple(log_paths), np.array(rows), not fmt.column_names)
+        self.n = rows[-1]
+        self.file_of = np.repeat(np.arange(len(log_paths)), np.diff(rows))
+        self.fields = {name: pa.chunked_array([ch for part in parts for ch in part.chunks], type=pa.string())
+                       for name, parts in per_file.items()}
+        self.time = np.concatenate(times) if times else None
+        self.label = np.concatenate(labels) if labels else None
+        self.split = np.concatenate(split_col) if split_col else None
+        if lengths:
+            self.seq_lengths = np.concatenate(lengths)
+            self.seq_flat = {f: pa.chunked_array(v, type=pa.string()) for f, v in flat.items()}
+        key = {"item_table": c["item"][0], "user_table": c["user_id"]}
+        for kind, table in tables.items():
+            names = [n for n, k in self.joined.items() if k == kind]
+            if names:
+                matched = table.join(self.fields[key[kind]], names, self.fields)
+                self.stats[f"{kind}_unmatched_rows"] = self.n - matched
+                if matched < self.n:
+                    log.warning("%s: %d of %d log rows have no row in %s; their %s are 0 (unknown)", log_paths[0],
+                                self.n - matched, self.n, table.path, ", ".join(names))
+
+    def _history_columns(self, seq: dict[str, Any], col: dict[str, pa.ChunkedArray], where: rd.Where,
+                         flat: dict[str, list[pa.Array]]) -> np.ndarray:
+        """Split one file's history columns; their per-row lengths must agree (they are aligned per event)."""
+        first_field, lengths = None, None
+        for field, column in seq["fields"].items():
+            values, n = rd.split_sequence(col[column], seq["delimiter"], where, column)
+            values = rd.categorical(values, where, column)
+            flat.setdefault(field, []).extend(values.chunks)
+            if lengths is None:
+                first_field, lengths = (field, column), n
+            elif (lengths != n).any():
+                row = int(np.argmax(lengths != n))
+                raise DataError(f"{where(row, column)}: the history has {n[row]} ids, while column "
+                                f"{first_field[1]!r} ({first_field[0]}) has {lengths[row]} in the same row; the "
+                                "history columns hold one value per behaviour each, aligned")
+        return lengths
+
+
+class _Table:
+    """An item or user table: read lazily, its key unique, joined to the log by the key's text."""
+
+    def __init__(self, o: Options, kind: str, path: Path, fmt: rd.FileFormat) -> None:
+        self.kind, self.path, self.fmt, self.key = kind, path, fmt, o[kind]["key"]
+        self.available = rd.header(path, fmt)
+
+    def has(self, name: str) -> bool:
+        return name in self.available or sum(a.strip() == name for a in self.available) == 1
+
+    def join(self, log_key: pa.ChunkedArray, names: list[str], out: dict[str, pa.ChunkedArray]) -> int:
+        """Put the table's `names` columns, row-aligned with `log_key`, into `out`; returns the rows matched."""
+        wanted = {self.key: f"the key of dataset.{self.kind}", **{n: f"a field joined from dataset.{self.kind}"
+                                                                 for n in names}}
+        actual = rd.resolve_columns(self.path, self.available, wanted)
+        table, _ = rd.read_columns(self.path, self.fmt, list(actual.values()))
+        where = rd.Where((self.path,), np.array([0, table.num_rows]), not self.fmt.column_names)
+        key = rd.categorical(table.column(actual[self.key]), where, self.key)
+        rd.no_nulls(key, where, self.key, f"key of dataset.{self.kind}")
+        counts = pc.value_counts(key)
+        dup = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+        if len(dup):
+            rows = np.flatnonzero(pc.equal(key, dup[0]).to_numpy(zero_copy_only=False))
+            raise DataError(f"{where(int(rows[1]), self.key)}: key {dup[0].as_py()!r} appears again (first in row "
+                            f"{rows[0] + 1}); a table joined on its key must have one row per key")
+        index = pc.index_in(log_key, value_set=key.combine_chunks())
+        for name in names:
+            out[name] = pc.take(rd.categorical(table.column(actual[name]), where, name), index)
+        return len(index) - index.null_count
+
+
+def _split_of(values: pa.ChunkedArray, split_values: list[str], where: rd.Where, column: str) -> np.ndarray:
+    """0 train, 1 valid, 2 test per row, from a column holding one of `split_values`."""
+    text = rd.categorical(values, where, column)
+    index = pc.index_in(text, value_set=pa.array([str(v) for v in split_values]))
+    if index.null_count:
+        row = rd.first_true(pc.is_null(index))
+        raise DataError(f"{where(row, column)}: split value {text[row].as_py()!r} is not one of "
+                        f"dataset.split_values={list(split_values)}")
+    return index.to_numpy().astype(np.int8)
+
+
+def read_behaviours(o: Options, path: Path) -> dict[str, Any]:
+    """sequence.source=file: the behaviour log's user, time and the item fields it holds."""
+    fmt, seq, c = file_format(o), o["sequence"], o["columns"]
+    user_col, time_col = seq["user_id"] or c["user_id"], seq["timestamp"] or c["timestamp"]
+    wanted = {user_col: "its user id, sequence.user_id", time_col: "its time, sequence.timestamp",
+              **{col: f"the history of {field}, sequence.fields" for field, col in seq["fields"].items()}}
+    actual = rd.resolve_columns(path, rd.header(path, fmt), wanted)
+    table, bad = rd.read_columns(path, fmt, list(actual.values()))
+    where = rd.Where((path,), np.array([0, table.num_rows]), not fmt.column_names)
+    user = rd.categorical(table.column(actual[user_col]), where, user_col)
+    rd.no_nulls(user, where, user_col, "user id")
+    return {"user": user, "time": rd.timestamps(table.column(actual[time_col]), where, time_col), "bad_rows": bad,
+            "fields": {f: rd.categorical(table.column(actual[col]), where, col) for f, col in seq["fields"].items()}}
+
+
+# ---------------------------------------------------------------------------------------------- building
+def check_sorted(user: np.ndarray, time: np.ndarray, where: rd.Where, column: str) -> None:
+    """sorted: true: each user's rows are in time order in the files; the first that is not is an error."""
+    o = np.argsort(user, kind="stable")
+    t = time[o]
+    bad = (user[o][1:] == user[o][:-1]) & (t[1:] < t[:-1])
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{where(int(o[i + 1]), column)}: time {t[i + 1]} is earlier than the same user's previous "
+                        f"row (time {t[i]}, {where(int(o[i]), column)}); dataset.sorted=true says each user's rows are "
+                        "in time order: sort the file or set dataset.sorted=false")
+
+
+def split_by_time(users: np.ndarray, valid_fraction: float, test_fraction: float) -> np.ndarray:
+    """0/1/2 per sample of samples sorted by user and time: each user's last samples test, the ones before valid."""
+    pos, _, count = user_positions(users)
+    big = count >= MIN_SAMPLES_FOR_SPLIT
+    n_test = np.where(big, np.maximum(1, np.floor(test_fraction * count + 0.5)), 0).astype(np.int64)
+    n_valid = np.where(big, np.maximum(1, np.floor(valid_fraction * count + 0.5)), 0).astype(np.int64)
+    from_end = count - 1 - pos
+    return np.where(from_end < n_test, 2, np.where(from_end < n_test + n_valid, 1, 0)).astype(np.int8)
+
+
+def sample_items(seed: list[int], users: np.ndarray, n_real: int, seen: np.ndarray, stride: int,
+                 strict: bool) -> np.ndarray:
+    """Uniform item ids in 2..n_real + 1 the user never interacted with (`seen`: user * stride + id - 1); with
+    `strict` False a user who saw every item gets any item instead of an error (neg_hist only)."""
+    rng = np.random.default_rng(seed)
+    try:
+        return sample_unseen(rng, users, n_real, seen, stride) + 1
+    except DataError:
+        if strict:
+            raise
+        log.warning("some user interacted with every item: their history's negatives may be items they saw")
+        return rng.integers(1, n_real + 1, size=len(users), dtype=np.int64) + 1
+
+
+def build(writer: CacheWriter, o: Options, paths: dict[str, Any]) -> None:
+    started, cpu = perf_counter(), process_time()
+    c, seq, t_max = o["columns"], o["sequence"], int(o["max_len"])
+    data = Log(o, paths)
+    beh = read_behaviours(o, paths["behaviours"]) if seq["source"] == "file" else None
+    log.info("read %d rows in %.1f s (%.1f s CPU)", data.n, perf_counter() - started, process_time() - cpu)
+    stats: dict[str, Any] = {"rows": data.n, **data.stats}
+    if beh is not None:
+        stats["bad_rows"] += beh["bad_rows"]
+
+    # ids: users by their own vocabulary; every field by one vocabulary over all its occurrences
+    user_vocab, _ = rd.vocabulary([data.fields[c["user_id"]]], 1)
+    if len(user_vocab) > INT32_MAX - 2:
+        raise DataError(f"{len(user_vocab):,} users: more than the layout's int32 ids hold")
+    user = rd.encode(data.fields[c["user_id"]], user_vocab) - 1  # 1..U
+    item_names, user_names, ctx_names = list(c["item"]), list(c["user"]), list(c["context"])
+
+    def min_count(name: str) -> int:
+        return int(o["min_counts"].get(name, o["min_count"]))
+
+    vocab_sizes: dict[str, int] = {}
+
+    def field_ids(name: str, extra: list[pa.ChunkedArray]) -> tuple[np.ndarray, pa.Array]:
+        vocab, counts = rd.vocabulary([data.fields[name], *extra], min_count(name))
+        vocab_sizes[name] = len(vocab) + rd.FIRST_ID
+        if vocab_sizes[name] - 1 > INT32_MAX:
+            raise DataError(f"field {name!r} has {len(vocab):,} values: more than the layout's int32 ids hold")
+        stats[f"oov_{name}"] = counts["rare_occurrences"]
+        return rd.encode(data.fields[name], vocab), vocab
+
+    hist_parts = data.seq_flat if seq["source"] == "column" else (beh["fields"] if beh is not None else {})
+    fi = len(item_names)
+    item = np.zeros((data.n, fi), dtype=np.int64)
+    seq_codes: dict[str, np.ndarray] = {}
+    for j, name in enumerate(item_names):
+        extra = [hist_parts[name]] if name in hist_parts else []
+        item[:, j], vocab = field_ids(name, extra)
+        if name in hist_parts:
+            seq_codes[name] = rd.encode(hist_parts[name], vocab)
+    user_f = np.stack([field_ids(n, [])[0] for n in user_names], axis=1) if user_names else np.zeros((data.n, 0))
+    ctx = [field_ids(n, [])[0] for n in ctx_names]
+    data.fields.clear()
+
+    # time order per user
+    row = np.arange(data.n)
+    if data.time is not None and o["sorted"]:
+        check_sorted(user, data.time, data.where, c["timestamp"])
+    order = np.lexsort((row, data.time, user) if data.time is not None else (row, user))
+    user, item, user_f = user[order], item[order], user_f[order]
+    time = data.time[order] if data.time is not None else None
+    ctx = [x[order] for x in ctx]
+    label = data.label[order] if data.label is not None else np.ones(data.n, dtype=np.float32)
+    negatives = int(o["negatives"])
+    is_sample = label > 0 if negatives else np.ones(data.n, dtype=bool)
+
+    # histories: rows of the behaviour sequence, and where each event's window ends in it
+    absent = [j for j, name in enumerate(item_names) if seq["source"] in ("file", "column") and name not in seq_codes]
+    if seq["source"] == "log":
+        is_beh = label > 0 if (seq["events"] == "positive" and data.label is not None) else np.ones(data.n, bool)
+        _, start, _ = user_positions(user)
+        before = np.cumsum(is_beh) - is_beh
+        hist_end, n_prior = before, before - before[start]
+        beh_rows = np.flatnonzero(is_beh)
+        seq_item, seq_user = item[beh_rows], user[beh_rows]
+        del beh_rows
+    elif seq["source"] == "file":
+        b_user = rd.encode(beh["user"], user_vocab) - 1  # 0: a user the log does not have
+        keep = b_user >= 1
+        b_user, b_time = b_user[keep], beh["time"][keep]
+        b_item = np.zeros((len(b_user), fi), dtype=np.int64)
+        for j, name in enumerate(item_names):
+            if name in seq_codes:
+                b_item[:, j] = seq_codes[name][keep]
+        b_order = np.lexsort((np.arange(len(b_user)), b_time, b_user))
+        seq_user, seq_item = b_user[b_order], b_item[b_order]
+        times = np.unique(np.concatenate([time, b_time]))
+        stride = len(times) + 1
+        b_key = seq_user * stride + np.searchsorted(times, b_time[b_order])
+        hist_end = np.searchsorted(b_key, user * stride + np.searchsorted(times, time), side="left")
+        n_prior = hist_end - np.searchsorted(seq_user, user, side="left")
+        stats["behaviours"], stats["behaviours_of_unknown_users"] = int(keep.sum()), int((~keep).sum())
+        del b_item, b_key, times
+    elif seq["source"] == "column":
+        lengths = data.seq_lengths[order]
+        k = np.minimum(lengths, t_max)
+        starts = (np.cumsum(data.seq_lengths) - data.seq_lengths)[order] + lengths - k
+        hist_end = np.cumsum(k)
+        take = np.repeat(starts - (hist_end - k), k) + np.arange(int(hist_end[-1]) if len(k) else 0)
+        seq_item = np.zeros((len(take), fi), dtype=np.int64)
+        for j, name in enumerate(item_names):
+            if name in seq_codes:
+                seq_item[:, j] = seq_codes[name][take]
+        seq_user, n_prior = np.repeat(user, k), k
+        stats["history_ids_truncated"] = int((lengths - k).sum())
+        del take
+    else:
+        hist_end = n_prior = np.zeros(data.n, dtype=np.int64)
+        seq_item, seq_user = np.zeros((0, fi), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    hist_len = np.minimum(n_prior, t_max)
+
+    # the item table (an item id's fields, from its first occurrence) and the items each user interacted with
+    n_real = vocab_sizes[item_names[0]] - rd.FIRST_ID
+    if n_real < 1:
+        raise DataError(f"{paths['log'][0]}: no item id occurs dataset.min_count times; nothing to sample from")
+    ids = np.concatenate([item[:, 0], seq_item[:, 0]])
+    fields_of = np.concatenate([item, seq_item])
+    real = ids >= rd.FIRST_ID
+    uniq, first = np.unique(ids[real], return_index=True)
+    table = np.zeros((vocab_sizes[item_names[0]], fi), dtype=np.int64)
+    table[uniq] = fields_of[real][first]
+    table[:, 0] = np.arange(len(table))
+    del fields_of
+    stride = n_real + 1
+    owners = np.concatenate([user, seq_user])[real]
+    seen = np.unique(owners * stride + ids[real] - 1)
+    del ids, owners, real
+    neg_seq = table[sample_items([int(o["seed"]), 2], seq_user, n_real, seen, stride, strict=False)]
+    seq_item[:, absent] = 0
+    neg_seq[:, absent] = 0
+
+    # samples and splits
+    samples = np.flatnonzero(is_sample)
+    if o["split"] == "time":
+        split_of = split_by_time(user[samples], float(o["valid_fraction"]), float(o["test_fraction"]))
+    else:
+        split_of = (data.split if o["split"] == "column" else data.file_of)[order][samples]
+    for s, name in enumerate(("train", "valid", "test")):
+        if not (split_of == s).any():
+            raise DataError(_empty_split_message(o, name, paths, negatives))
+    neg_items = None
+    if negatives:
+        neg_items = sample_items([int(o["seed"]), 1], np.repeat(user[samples], negatives), n_real, seen, stride,
+                                 strict=True).reshape(-1, negatives)
+    del seen
+
+    context = np.stack(ctx + [_time_field(f, time) for f in o["time_fields"]], axis=1) if (ctx or o["time_fields"]) \
+        else np.zeros((data.n, 0), dtype=np.int64)
+    time_vocab = {f: TIME_VOCAB.get(f, 0) for f in o["time_fields"]}
+    if "year" in time_vocab:
+        years = time_parts(time)["year"]
+        time_vocab["year"] = int(years.max() - years.min()) + 2
+    per_event = {"user": user_f, "context": context, "user_id": user, "hist_end": hist_end, "hist_len": hist_len}
+
+    # writing: only now, every check passed
+    write_sequences(writer, seq_item, neg_seq)
+    del seq_item, neg_seq
+    k = negatives
+    for s, name in enumerate(("train", "valid", "test")):
+        rows = np.flatnonzero(split_of == s)
+        ev = samples[rows]
+        if k:
+            cand = np.empty((len(ev), 1 + k, fi), dtype=np.int64)
+            cand[:, 0] = item[ev]
+            cand[:, 1:] = table[neg_items[rows]]
+            lab = np.zeros((len(ev), 1 + k), dtype=np.float32)
+            lab[:, 0] = 1.0
+            write_split(writer, name, np.repeat(ev, 1 + k), cand.reshape(-1, fi), lab.reshape(-1), per_event)
+        else:
+            write_split(writer, name, ev, item[ev], label[ev], per_event)
+        stats[f"{name}_samples"] = len(ev) * (1 + k)
+        stats[f"{name}_positive_rate"] = round(float(label[ev].mean()) / (1 + k), 4)
+
+    n_samples = int(len(samples) * (1 + k))
+    stats.update(
+        dataset=o["name"], users=len(user_vocab), items=n_real, samples=n_samples, negatives_per_positive=k,
+        history=seq["source"], max_len=t_max, split=o["split"],
+        mean_hist_len=round(float(hist_len[samples].mean()), 3),
+        positive_rate=round(float(label[samples].mean()) / (1 + k), 4),
+        **{f"vocab_{name}": size for name, size in vocab_sizes.items()},
+    )
+    log.info("built and wrote %d samples in %.1f s (%.1f s CPU)", n_samples, perf_counter() - started,
+             process_time() - cpu)
+    writer.name = o["name"]
+    writer.stats = stats
+    writer.schema = Schema(
+        item_fields=tuple(Field(n, vocab_sizes[n]) for n in item_names),
+        user_fields=tuple(Field(n, vocab_sizes[n]) for n in user_names),
+        context_fields=(*(Field(n, vocab_sizes[n]) for n in ctx_names),
+                        *(Field(f, size) for f, size in time_vocab.items())),
+        max_len=t_max,
+    )
+
+
+def _time_field(name: str, time: np.ndarray) -> np.ndarray:
+    parts = time_parts(time)
+    if name == "hour":
+        return parts["hour"] + 1
+    if name == "year":
+        return parts["year"] - parts["year"].min() + 1
+    return parts[name]
+
+
+def _empty_split_message(o: Options, split: str, paths: dict[str, Any], negatives: int) -> str:
+    what = "positive rows (the samples, with dataset.negatives > 0)" if negatives else "rows"
+    if o["split"] == "time":
+        return (f"{paths['log'][0]}: the {split} split is empty: with dataset.split=time a user needs at least "
+                f"{MIN_SAMPLES_FOR_SPLIT} {what} to have validation and test samples")
+    if o["split"] == "column":
+        value = o["split_values"][("train", "valid", "test").index(split)]
+        return (f"{paths['log'][0]}: the {split} split is empty: no {what} with {value!r} in column "
+                f"{o['columns']['split']!r}")
+    path = paths["log"][("train", "valid", "test").index(split)]
+    return f"{path}: the {split} split is empty: the file has no {what}"
+
+
+def stats_table(stats: dict[str, Any]) -> str:
+    rows = [
+        ("rows read (bad rows skipped)", (stats.get("rows"), stats.get("bad_rows")), None),
+        ("users / items", (stats.get("users"), stats.get("items")), None),
+        ("samples (pos + neg)", stats.get("samples"), None),
+        ("  train / valid / test", tuple(stats.get(f"{s}_samples") for s in ("train", "valid", "test")), None),
+        ("positive rate", stats.get("positive_rate"), None),
+        (f"mean history length ({stats.get('history')})", stats.get("mean_hist_len"), None),
+    ]
+    return format_table(rows, f"{stats.get('dataset')} statistics", "")
+
