@@ -38,7 +38,7 @@ CHECKPOINT_FILE = "last.pt"
 REQUIRED_KEYS = ("model", "optimizer", "progress")  # what Trainer.load_state reads
 # Config keys that cannot change a job's result: left out of the job key.
 NON_RESULT_KEYS = ("tracking", "hydra", "paths", "experiment_name", "trainer.resume", "trainer.checkpoint_dir",
-                   "trainer.progress")
+                   "trainer.progress", "tune")  # tune: where a study lives; what it applies is in model/trainer
 
 
 class CheckpointError(ValueError):

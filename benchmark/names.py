@@ -31,10 +31,15 @@ LOADERS = ("synthetic", "movielens", "amazon", "movielens_seq", "custom")
 EFFECTS = ("sequence", "user", "context")  # the synthetic data's planted effects (conf/effects/)
 
 # Training protocols (conf/protocol/) and the trainer's regularisation choices.
-PROTOCOLS = ("shared", "shared_kernels", "shared_decoupled", "shared_light", "shared_long", "library")
+# `tuned`: each model at the best configuration its own tuning study found (benchmark/tune.py).
+PROTOCOLS = ("shared", "shared_kernels", "shared_decoupled", "shared_light", "shared_long", "library", "tuned")
 L2_SCOPES = ("dense", "kernels")
 WEIGHT_DECAYS = ("coupled", "decoupled")
 AMP_MODES = ("none", "bf16")
 
 # Experiments (conf/experiment/).
-EXPERIMENTS = ("table2", "table3", "table4", "efficiency", "effects", "readings", "sensitivity")
+# `tune`: the trials of a tuning study (python -m benchmark.tune), never a plain job.
+EXPERIMENTS = ("table2", "table3", "table4", "efficiency", "effects", "readings", "sensitivity", "tune")
+
+# The tuning track's pruners on per-epoch validation AUC (benchmark/tune.py).
+TUNE_PRUNERS = ("median", "hyperband", "none")

@@ -23,7 +23,9 @@ from benchmark.diagnostics import learned
 from benchmark.data import load_dataset
 from benchmark.interrupt import Interrupted, deferred, stop_on_signals
 from benchmark.tracking import RunLog, TrackingBacklog, TrackingError
-from benchmark.trainer import NonFiniteLossError, Trainer, device_name, select_device, summarise_epoch_times
+from benchmark.trainer import (
+    EpochCallback, NonFiniteLossError, Trainer, device_name, select_device, summarise_epoch_times,
+)
 from models import build_model
 
 
@@ -49,9 +51,13 @@ PROTOCOL_KNOBS = ("l2", "l2_scope", "l2_embedding", "weight_decay", "max_epochs"
 
 
 def protocol_of(cfg: DictConfig) -> str:
-    """The protocol's name and every knob set apart from it, e.g. 'shared' or 'shared l2=1e-05 l2_scope=kernels'."""
+    """The protocol's name and every knob set apart from it, e.g. 'shared' or 'shared l2=1e-05 l2_scope=kernels'.
+    Under `tuned`, the knobs its study applied are the protocol's own."""
     name = str(cfg.get("protocol_name", "shared"))
     own = protocol_values(name, str(cfg.model.name))
+    applied = OmegaConf.select(cfg, "tune.applied.params", default=None)
+    if applied is not None:
+        own.update({key: value for key, value in (applied.get("trainer") or {}).items() if key in own})
     changed = [f"{key}={cfg.trainer[key]:g}" if isinstance(cfg.trainer[key], float) else f"{key}={cfg.trainer[key]}"
                for key in PROTOCOL_KNOBS if key in cfg.trainer and cfg.trainer[key] != own.get(key)]
     return " ".join([name, *changed])
@@ -145,18 +151,32 @@ def _input_example(trainer: Trainer, rows: int = 4) -> dict[str, np.ndarray]:
 
 
 def _keep_for_replay(log: RunLog, trainer: Trainer, model: torch.nn.Module,
-                     example: dict[str, np.ndarray] | None) -> None:
-    """The server did not answer by the end of the job: what the run would still upload goes beside its journal."""
+                     example: dict[str, np.ndarray] | None, sample: bool = True) -> None:
+    """The server did not answer by the end of the job: what the run would still upload goes beside its journal
+    (the GIM sample of test examples only with `sample`)."""
     folder = log.artifacts_dir
     folder.mkdir(parents=True, exist_ok=True)
-    log_attention_sample(trainer, model, write=lambda text, name: (folder / name).write_text(text))
+    if sample:
+        log_attention_sample(trainer, model, write=lambda text, name: (folder / name).write_text(text))
     if example is not None:
         tracking.log_model(model, example, path=folder / tracking.MODEL_NAME)
     log.keep("FINISHED")
     tracking.drop_active_run()
 
 
-def run_job(cfg: DictConfig) -> dict[str, Any]:
+@dataclasses.dataclass
+class JobHooks:
+    """How a tuning trial (benchmark/tune.py) runs the job: extra run tags, a callback after each epoch's logging
+    (it may raise trainer.StopTraining to prune the trial), and no test evaluation (no test metric, no GIM sample
+    of test examples, no model example: the test split is never read). Plain jobs have none."""
+
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    on_epoch: EpochCallback | None = None
+    evaluate_test: bool = True
+    name_suffix: str = ""  # after the run's name, e.g. '-trial3'
+
+
+def run_job(cfg: DictConfig, hooks: JobHooks | None = None) -> dict[str, Any]:
     """Run one job and return its final metrics.
 
     The config is validated before anything else. Once the MLflow run has started, every failure ends it as
@@ -164,20 +184,27 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     checkpoint of the last finished epoch. Rerunning the same job resumes from that checkpoint in a new run
     tagged `resumed_from=<old run id>` (see benchmark/checkpoint.py)."""
     validate_config(cfg)
+    if str(cfg.get("experiment_name")) == "tune" and hooks is None:
+        raise ConfigError("experiment=tune holds the trials of a tuning study: run them with "
+                          "`python -m benchmark.tune arm=<arm> ...` (README \"Tuning\")")
+    if str(cfg.get("protocol_name")) == "tuned":  # the best trial of this model's study, applied (benchmark/tune.py)
+        from benchmark.tune import tuned_config
+
+        cfg = tuned_config(cfg)
     with stop_on_signals():
         uri = tracking.resolve_tracking_uri(cfg.tracking.uri, OmegaConf.select(cfg, "paths.tracking_db"))
         experiment_id = tracking.prepare_experiment(uri, str(cfg.tracking.experiment))
         device = select_device(str(cfg.trainer.device))
         checkpoint, resume_state = open_job_checkpoint(cfg)
         try:
-            return _run(cfg, uri, experiment_id, device, checkpoint, resume_state)
+            return _run(cfg, uri, experiment_id, device, checkpoint, resume_state, hooks or JobHooks())
         finally:
             if checkpoint is not None:
                 checkpoint.release()
 
 
 def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, checkpoint: JobCheckpoint | None,
-         resume_state: dict[str, Any] | None) -> dict[str, Any]:
+         resume_state: dict[str, Any] | None, hooks: JobHooks) -> dict[str, Any]:
     seed = int(cfg.seed)
     tags = {
         "model": str(cfg.model.name), "dataset": str(cfg.dataset.name), "variant": variant_of(cfg),
@@ -185,6 +212,11 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
         "torch_version": torch.__version__, "python_version": sys.version.split()[0],
     }
     tags["protocol"] = protocol_of(cfg)
+    applied = OmegaConf.select(cfg, "tune.applied", default=None)
+    if applied is not None:  # protocol=tuned
+        tags.update({"tuned_study": str(cfg.tune.study), "tuned_trial": str(applied.trial),
+                     "tuned_best_val_auc": str(applied.best_val_auc)})
+    tags.update(hooks.tags)
     tags.update(tracking.owner_tags())  # a run left RUNNING by a dead process is told apart (tracking.is_orphaned)
     if cfg.model.name == "mian":
         tags.update({key: str(cfg.model[key]) for key in MIAN_READING_DEFAULTS})
@@ -200,7 +232,7 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
     chosen = {key: tags[key] for key, default in MIAN_READING_DEFAULTS.items() if tags.get(key, default) != default}
     choice_suffix = "".join(f"-{value}" for value in chosen.values())
     choice_note = "".join(f", {key.replace('_', ' ')} {value}" for key, value in chosen.items())
-    run_name = f"{cfg.model.name}-{cfg.dataset.name}-{tags['variant']}{choice_suffix}-seed{seed}"
+    run_name = f"{cfg.model.name}-{cfg.dataset.name}-{tags['variant']}{choice_suffix}-seed{seed}{hooks.name_suffix}"
 
     with tracking.retrying(mlflow.start_run, experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         log: RunLog | None = None
@@ -235,12 +267,16 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
             def log_epoch(epoch: int, record: dict[str, float]) -> None:
                 with deferred():
                     log.log_metrics(record, step=epoch)
+                if hooks.on_epoch is not None:
+                    hooks.on_epoch(epoch, record)
 
             result = trainer.fit(on_epoch_end=log_epoch, resume_from=resume_state,
-                                 save_checkpoint=checkpoint.save if checkpoint is not None else None)
+                                 save_checkpoint=checkpoint.save if checkpoint is not None else None,
+                                 evaluate_test=hooks.evaluate_test)
+            tested = ({"test_auc": result.test["auc"], "test_logloss": result.test["logloss"],
+                       "test_gauc": result.test["gauc"]} if hooks.evaluate_test else {})
             final = {
-                "test_auc": result.test["auc"], "test_logloss": result.test["logloss"],
-                "test_gauc": result.test["gauc"], "best_epoch": result.best_epoch,
+                **tested, "best_epoch": result.best_epoch,
                 "best_val_auc": result.best_val.get("auc", float("nan")),
                 "best_val_logloss": result.best_val.get("logloss", float("nan")),
                 "epochs_run": len(result.epoch_times), "data_load_time_s": data_time,
@@ -249,13 +285,14 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
             }
             log.log_metrics(final)
             log.set_tags({"learned": str(learned(result.history[-1]["train_loss"], trainer.base_entropy)).lower()})
-            example = _input_example(trainer) if cfg.tracking.log_model else None
+            example = _input_example(trainer) if cfg.tracking.log_model and hooks.evaluate_test else None
             if not log.close(float(cfg.tracking.flush_timeout_s)):  # the server still does not answer
-                _keep_for_replay(log, trainer, model, example)
+                _keep_for_replay(log, trainer, model, example, sample=hooks.evaluate_test)
                 if checkpoint is not None:  # training is over: the journal holds its results
                     checkpoint.discard()
                 raise TrackingBacklog(log.backlog_message())
-            log_attention_sample(trainer, model)
+            if hooks.evaluate_test:
+                log_attention_sample(trainer, model)
             if example is not None:
                 tracking.log_model(model, example)
             tracking.end_run("FINISHED")  # explicitly, with retries (the `with` exit then has nothing to end)
@@ -279,9 +316,11 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
             raise
     if checkpoint is not None:  # the run is FINISHED: its checkpoint is no longer needed
         checkpoint.discard()
+    scores = (f"test AUC {final['test_auc']:.4f}  logloss {final['test_logloss']:.4f}  gAUC {final['test_gauc']:.4f}"
+              if hooks.evaluate_test else f"best validation AUC {final['best_val_auc']:.4f} (test not read)")
     print(
         f"{tags['model']} on {tags['dataset']} ({tags['variant']}{choice_note}, seed {seed}, {tags['device']}): "
-        f"test AUC {final['test_auc']:.4f}  logloss {final['test_logloss']:.4f}  gAUC {final['test_gauc']:.4f}  "
+        f"{scores}  "
         f"best epoch {result.best_epoch}, {final['epoch_time_mean_s']:.2f} s/epoch | run {run.info.run_id} | "
         f"dashboard: {tracking.dashboard_hint(uri)}"
     )

@@ -52,6 +52,11 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite: the job stops rather than train on garbage."""
 
 
+class StopTraining(Exception):
+    """Raised by an `on_epoch_end` callback to end the fit after this epoch, as early stopping would (a tuning
+    trial pruned on its validation AUC, benchmark/tune.py)."""
+
+
 def select_device(requested: str) -> torch.device:
     """`auto` picks CUDA when present, else CPU; an explicit device that is not there is an error."""
     if requested == "auto":
@@ -386,8 +391,9 @@ class Trainer:
     # ---- the whole fit ------------------------------------------------------------------------------------
     def fit(self, on_epoch_end: EpochCallback | None = None,
             save_checkpoint: Callable[[dict[str, Any]], None] | None = None,
-            resume_from: dict[str, Any] | None = None) -> FitResult:
-        """Train with early stopping on validation AUC, restore the best weights, evaluate test once.
+            resume_from: dict[str, Any] | None = None, evaluate_test: bool = True) -> FitResult:
+        """Train with early stopping on validation AUC, restore the best weights, evaluate test once (never with
+        `evaluate_test=False`: a tuning trial; `test` is then empty).
 
         `save_checkpoint(state)` is called at the end of every epoch (after `on_epoch_end`) with
         `training_state()`; `resume_from` is such a state: the fit continues after its last epoch and ends
@@ -415,20 +421,25 @@ class Trainer:
             fit.epoch = epoch
             fit.epoch_times.append(epoch_time)
             fit.history.append(record)
+            told_to_stop = False
             if on_epoch_end is not None:
-                on_epoch_end(epoch, record)
+                try:
+                    on_epoch_end(epoch, record)
+                except StopTraining:
+                    told_to_stop = True
             if val["auc"] > fit.best_auc:
                 fit.best_auc, fit.best_epoch, fit.best_val, fit.stale = val["auc"], epoch, dict(val), 0
                 best_state = copy.deepcopy(self.model.state_dict())
             else:
                 fit.stale += 1
                 fit.stopped = fit.stale >= patience
+            fit.stopped = fit.stopped or told_to_stop
             if save_checkpoint is not None:
                 save_checkpoint(self.training_state(fit, best_state))
         stopped_early = fit.stopped or len(fit.history) < max_epochs
         if best_state is not None:
             self.model.load_state_dict(best_state)
-        test = self.evaluate("test")
+        test = self.evaluate("test") if evaluate_test else {}
         return FitResult(best_epoch=fit.best_epoch, best_val=fit.best_val, test=test, epoch_times=fit.epoch_times,
                          history=fit.history, step_mode=self.step_mode, stopped_early=stopped_early,
                          resumed_at_epoch=resumed_at)

@@ -25,7 +25,7 @@ from benchmark.config.checks import (
 from benchmark.config.checks import COUNT_MAP, NAME_MAP, OPTIONAL_NUMBER, name_list, name_subset
 from benchmark.names import (
     ABLATIONS, AMP_MODES, E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, L2_SCOPES, LOADERS, MODELS,
-    POSITIONALS, READOUTS, SCORE_READINGS, WEIGHT_DECAYS,
+    POSITIONALS, READOUTS, SCORE_READINGS, TUNE_PRUNERS, WEIGHT_DECAYS,
 )
 
 
@@ -47,6 +47,27 @@ class Tracking:
     flush_timeout_s: float = option(60.0, number(0.0))  # at a job's end, how long to wait for a silent server
 
 
+OPTIONAL_COUNT = Check(lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+                       "must be null or an integer >= 1")
+
+
+@dataclass
+class Tune:
+    """The tuning track (benchmark/tune.py, README "Tuning"): where a study lives and its budget. `protocol=tuned`
+    reads the best trial of the study named here (null: the one of this model and dataset)."""
+
+    study: Any = option(None, OPTIONAL_TEXT)         # null: <dataset>-<model>-<variant>[-<reading>...]
+    storage: Any = option(None, OPTIONAL_TEXT)       # Optuna RDB URL; null: sqlite:///<state root>/optuna.db
+    trials: int = option(20, integer(0))             # the study's budget: trials per arm, the same for every arm
+    max_epochs: int = option(10, integer(1))         # the budget: every trial's trainer.max_epochs
+    startup_trials: Any = option(None, OPTIONAL_COUNT)  # TPE's random trials first; null: trials // 2, at most 10
+    pruner: str = option("median", choice(*TUNE_PRUNERS))  # on per-epoch validation AUC
+    sampler_seed: int = option(0, integer(0))        # TPE's seed (a parallel worker adds its index)
+    n_jobs: int = option(1, integer(1))              # worker processes on this machine (joblib), one storage
+    space: Any = option(None, OPTIONAL_TEXT)         # folder of the search spaces; null: conf/search
+    applied: Any = None                              # set by protocol=tuned: the best trial's number, value, params
+
+
 @dataclass
 class Root:
     """The top of the config; the groups (model, dataset, ...) have schemas of their own, per option."""
@@ -56,6 +77,7 @@ class Root:
     experiment_name: Any = option(None, OPTIONAL_TEXT)  # set by conf/experiment/*.yaml
     protocol_name: Any = option("shared", TEXT)      # set by conf/protocol/*.yaml
     tracking: Tracking = field(default_factory=Tracking)
+    tune: Tune = field(default_factory=Tune)
     model: Any = MISSING
     dataset: Any = MISSING
     trainer: Any = MISSING
