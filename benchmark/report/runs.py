@@ -2,6 +2,7 @@
 the per-run records the tables are built from."""
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import sys
@@ -323,11 +324,29 @@ def job_records(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                          for table, (_, row) in zip(records["table"], jobs.iterrows())]
     records["oracle_auc"] = pd.to_numeric(_col(jobs, "params.data.oracle_test_auc"), errors="coerce")
     for name in ("test_auc", "test_logloss", "test_gauc", "epoch_time_mean_s", "first_epoch_time_s", "best_epoch",
-                 *DIAGNOSTICS):
+                 "best_val_auc", *DIAGNOSTICS):
         records[name] = jobs[f"metrics.{name}"] if f"metrics.{name}" in jobs.columns else np.nan
+    gains = [c for c in jobs.columns if c.startswith("metrics.diag_ln_gain_")]
+    records["diag_ln_gain_min"] = jobs[gains].min(axis=1) if gains else np.nan  # the smallest LayerNorm gain RMS
+    records["config"] = [config_fingerprint(row) for _, row in jobs.iterrows()]
     latest = records.sort_values(["start_time", "run_id"], kind="stable").drop_duplicates(CELL_KEY, keep="last")
     older = records[~records["run_id"].isin(latest["run_id"])]
     return records[records["run_id"].isin(latest["run_id"])].reset_index(drop=True), older.reset_index(drop=True)
+
+
+# Params that name where and how a run was kept, not what it trained: left out of its config fingerprint.
+BOOKKEEPING_PARAMS = ("params.experiment_name", "params.protocol_name", "params.n_parameters", "params.tracking.",
+                      "params.data.", "params.dataset.raw_dir", "params.dataset.download",
+                      "params.trainer.checkpoint_dir", "params.trainer.progress", "params.trainer.resume")
+
+
+def config_fingerprint(row: pd.Series) -> str:
+    """A short hash of what a run trained (model, ablation, data, trainer and seed params): two runs with the same
+    fingerprint are the same arm run twice, e.g. MIAN under `shared` and under `library`, whose settings differ
+    only for the baselines. '' for a run that logged none of them."""
+    items = sorted((k, str(v)) for k, v in row.items()
+                   if k.startswith("params.") and not k.startswith(BOOKKEEPING_PARAMS) and str(v) != "")
+    return hashlib.sha256(repr(items).encode()).hexdigest()[:12] if items else ""  # '': nothing to compare
 
 
 def planted_effect(row: pd.Series) -> str:

@@ -1,6 +1,6 @@
 """The statistics of every results table: mean and spread over seeds, bootstrap intervals, Welch's tests with
 their interval, Holm's correction of a family of tests, and the seeds a t-test needs to detect a given gap. One
-implementation of each: benchmark/verdict.py uses these too."""
+implementation of each: the verdict (benchmark/report/verdict/) uses these too."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 
 ALPHA = 0.05  # two-sided significance level of every test, interval and power computation
@@ -60,15 +60,16 @@ class Comparison:
 
 
 def welch_interval(a: np.ndarray, b: np.ndarray) -> Comparison:
-    """mean(a) - mean(b) with Welch's two-sided p and its 95% Welch-Satterthwaite interval (NaN with fewer
-    than two values on a side, or no spread at all)."""
+    """mean(a) - mean(b) with Welch's two-sided p and its 95% Welch-Satterthwaite interval: NaN with fewer than
+    two values on a side, and refused (NaN) when a side has no spread at all, whose variance the test cannot
+    estimate (identical runs are one observation repeated, not evidence of a certain difference)."""
     effect = float(np.mean(a) - np.mean(b)) if len(a) and len(b) else math.nan
     if len(a) < 2 or len(b) < 2:
         return Comparison(effect, math.nan, math.nan, math.nan, len(a) + len(b), 0)
     va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
     se = math.sqrt(va + vb)
-    if se == 0:
-        return Comparison(effect, effect, effect, 0.0 if effect else 1.0, len(a) + len(b), 0)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:  # identical values (a variance from rounding is no spread)
+        return Comparison(effect, math.nan, math.nan, math.nan, len(a) + len(b), 0)
     dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
     half = float(stats.t.ppf(1 - ALPHA / 2, dof)) * se
     p = float(2 * stats.t.sf(abs(effect) / se, dof))
@@ -115,3 +116,22 @@ def seeds_needed(gap: float, sd: float, alpha: float = ALPHA, power: float = POW
         if reached >= power:
             return float(n)
         n += 1
+
+
+def detectable_effect(sd: float, n_a: int, n_b: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The smallest true difference a two-sided two-sample t-test (level `alpha`, df n_a + n_b - 2) detects with
+    probability `power` when both arms spread as `sd`: the noncentrality at which the noncentral t reaches
+    `power`, times sd * sqrt(1/n_a + 1/n_b). NaN without two runs on each side or a spread."""
+    if n_a < 2 or n_b < 2 or math.isnan(sd) or sd <= 0:
+        return math.nan
+    df = n_a + n_b - 2
+    critical = stats.t.ppf(1 - alpha / 2, df)
+
+    def shortfall(noncentrality: float) -> float:
+        return (stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality)) - power
+
+    upper = 1.0
+    while shortfall(upper) < 0:  # widen the bracket step by step: far out the noncentral t's tails are NaN
+        upper *= 2
+    noncentrality = optimize.brentq(shortfall, 0.0, upper)
+    return float(noncentrality * sd * math.sqrt(1 / n_a + 1 / n_b))
