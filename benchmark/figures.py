@@ -86,3 +86,27 @@ def gim_heatmap(gim: pd.DataFrame, title: str, provenance: list[str]) -> bytes:
     fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
     _footer(fig, provenance, title)
     return _png(fig, title, provenance)
+
+
+def forest(rows: pd.DataFrame, title: str, provenance: list[str]) -> bytes:
+    """One line per comparison (columns label, effect, low, high, paper, group): our effect with its interval,
+    the paper's effect beside it (a diamond), zero marked; rows of group 'robustness' drawn in grey."""
+    fig, ax = plt.subplots(figsize=(10.0, 3.4 + 0.4 * max(len(rows), 1)))
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, row) in zip(y, rows.iterrows()):
+        colour = "tab:blue" if row["group"] == "primary" else "0.55"
+        if row["low"] == row["low"]:
+            ax.plot([row["low"], row["high"]], [yi, yi], color=colour, linewidth=2)
+        ax.plot(row["effect"], yi, "o", color=colour)
+        if row["paper"] == row["paper"]:
+            ax.plot(row["paper"], yi, "D", color="tab:red", markersize=5)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_yticks(y, list(rows["label"]), fontsize=7)
+    ax.set_xlabel("difference in mean test AUC, the claim's direction positive")
+    ax.plot([], [], "o-", color="tab:blue", label="ours, primary (95% interval)")
+    ax.plot([], [], "o-", color="0.55", label="ours, robustness")
+    ax.plot([], [], "D", color="tab:red", label="the paper's")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
+    ax.grid(axis="x", alpha=0.3)
+    _footer(fig, provenance, title)
+    return _png(fig, title, provenance)

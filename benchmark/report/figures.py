@@ -1,5 +1,5 @@
-"""The report's figures (drawn by benchmark/figures.py): validation curves of Tables 2 and 4 (the paper's Figure 5)
-and the GIM weights of sampled test examples (Figure 6)."""
+"""The report's figures (drawn by benchmark/figures.py): validation curves of Tables 2 and 4 (the paper's Figure 5),
+the GIM weights of sampled test examples (Figure 6) and the verdict's forest plot."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +11,7 @@ from benchmark.report.names import (
     DATASET_LABELS, DATASETS, ENCODER_LABELS, ENCODERS, INTERACTIONS, MODEL_LABELS, MODELS, ordered, present_in_order,
 )
 from benchmark.report.runs import write_atomic
+from benchmark.report.verdict import forest_rows, verdict_of
 
 if TYPE_CHECKING:
     from benchmark.report.render import Provenance
@@ -78,3 +79,15 @@ def table4_figures(ctx: Context, prov: Provenance, out: Path) -> list[Path]:
     return [_curves(ctx, mine, out, "figure5_encoders", dataset, "encoder", ENCODERS, ENCODER_LABELS,
                     "MIAN's behaviour encoder", prov.short())
             for dataset, mine in _by_dataset(ctx.records, "table4")]
+
+
+def verdict_figures(ctx: Context, prov: Provenance, out: Path) -> list[Path]:
+    """figures/verdict.png: every tested claim's effect and 95% interval beside the paper's."""
+    from benchmark import figures as drawing
+
+    rows = forest_rows(verdict_of(ctx))
+    path = out / "figures" / "verdict.png"
+    short = [f"{key}: {value}" for key, value in prov.lines() if key in ("Git commit", "Report")]
+    write_atomic(path, drawing.forest(rows, "The paper's claims: our effect (95% interval) beside the paper's",
+                                      short + ["Data, machines and commands: results/verdict.md"]))
+    return [path]

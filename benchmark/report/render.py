@@ -333,12 +333,6 @@ def readings_template(part: Part) -> str:
     return readings_markdown(part.frame, part.dataset, part.data)
 
 
-def verdict_template(part: Part) -> str:
-    from benchmark.verdict import verdict_markdown  # here, not above: benchmark/verdict.py imports this module
-
-    return verdict_markdown(part.frame)
-
-
 SIGNIFICANCE_NOTE = (
     "# Welch's t-test (scipy.stats.ttest_ind, equal_var=False) over seeds, two-sided\n"
     "# p_holm: p adjusted with Holm's step-down method over the family of the table's tests (every dataset and "

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pandas as pd
 from scipy import stats
 
-from benchmark.report.figures import table2_figures, table4_figures
+from benchmark.report.figures import table2_figures, table4_figures, verdict_figures
 from benchmark.report.names import (
     ABLATION_LABELS, ABLATIONS, AMAZON, ARM_LABELS, CONTROL_ARMS, DATASET_ARGS, DATASETS, DIAGNOSTICS,
     EFFECT_CONTROLS, EFFECT_MODULE, EFFECT_VARIANTS, EFFECTS, ENCODER_LABELS, ENCODERS, LEARNED_MARGIN, METRICS,
@@ -19,10 +19,10 @@ from benchmark.report.names import (
 )
 from benchmark.report.render import (
     Provenance, effects_head, effects_template, efficiency_template, readings_template, section_template,
-    verdict_template,
 )
 from benchmark.report.runs import RunData
 from benchmark.report.stats import bootstrap_interval, holm, mean_std, pooled_std, seeds_needed, welch
+from benchmark.report.verdict import answer, cells_frame, parts_frame, verdict_of, verdict_page, verdict_runs
 
 
 def run_command(table: str, dataset: str, extra: list[str] | None = None) -> str:
@@ -384,6 +384,7 @@ class Context:
     paper: pd.DataFrame
     paper_eff: pd.DataFrame
     baseline: str  # the model of Table 3's baseline row
+    derived: dict[str, Any] = field(default_factory=dict)  # what several tables share, computed once (the verdict)
 
     def table(self, name: str, model: str | None = None) -> pd.DataFrame:
         """The records of experiment `name` (of one model when given)."""
@@ -496,17 +497,13 @@ def build_readings(ctx: Context, spec: TableSpec) -> Built | None:
 
 
 def build_verdict(ctx: Context, spec: TableSpec) -> Built | None:
-    """The claims table of benchmark/verdict.py (which imports this package: imported here, not above)."""
-    from benchmark.verdict import verdict_frame
-
-    used = spec.reads(ctx)
-    return Built([Part(verdict_frame(ctx.records))], used) if len(used) else None
-
-
-def _verdict_runs(ctx: Context) -> pd.DataFrame:
-    from benchmark.verdict import one_per_seed
-
-    return one_per_seed(ctx.records)
+    """The claims of benchmark/report/verdict/: one CSV row per cell (verdict.csv), one per part
+    (verdict_parts.csv)."""
+    if not len(spec.reads(ctx)):
+        return None
+    verdict = verdict_of(ctx)
+    return Built([Part(cells_frame(verdict), extra={"verdict": verdict})], spec.reads(ctx),
+                 files={"verdict_parts": parts_frame(verdict)})
 
 
 def _table3_command(dataset: str) -> str:
@@ -538,6 +535,7 @@ TABLES = (
     TableSpec("readings", "MIAN under the readings of its attention score (Eq. 8), test AUC",
               reads=lambda ctx: ctx.table("readings"), build=build_readings, template=readings_template,
               count_older=False),
-    TableSpec("verdict", "Which of the paper's claims hold here? (test AUC, every dataset, protocol and reading)",
-              reads=_verdict_runs, build=build_verdict, template=verdict_template, count_older=False),
+    TableSpec("verdict", "Does MIAN reproduce? The paper's claims where it made them (test AUC)",
+              reads=verdict_runs, build=build_verdict, template=lambda part: verdict_page(part.extra["verdict"]),
+              head=lambda parts: answer(parts[0].extra["verdict"]), count_older=False, figures=verdict_figures),
 )
