@@ -45,6 +45,7 @@ from benchmark import CONFIG_DIR, state_root
 from benchmark.config import ConfigError, validate_config
 from benchmark.io import file_lock
 from benchmark.names import MODELS
+from benchmark.sweep import cpu_model, package_versions
 from benchmark.tracking import TrackingError, git_commit, owner_tags, prepare_experiment, resolve_tracking_uri, sqlite_path
 
 SPACE_DIR = CONFIG_DIR / "search"
@@ -495,6 +496,7 @@ def trial_tags(plan: ArmPlan, number: int, values: dict[str, Any]) -> dict[str, 
     tags = {"tune_study": plan.study, "tune_trial": str(number), "tune_arm": plan.arm, "tune_trials": str(plan.trials),
             "tune_max_epochs": str(plan.max_epochs), "tune_pruner": plan.pruner, "protocol": "tuning trial"}
     tags.update({f"tune_param.{key}": json.dumps(value) for key, value in values.items()})
+    tags.update({"command": plan.command, "packages": package_versions(), "cpu_model": cpu_model()})
     return tags
 
 

@@ -78,6 +78,14 @@ def test_a_study_runs_its_trials_as_child_runs_without_reading_test_continues_an
                                   filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == 4  # under the same parent run
 
+    # the report's tuning section reads the trials
+    from benchmark.report import main as report
+
+    assert report(["--tracking-uri", uri, "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "tuning.md").read_text()
+    assert "| DIN | 4/4 (" in page and "Budget: 4 trials per arm of at most 2 epochs" in page
+    assert (tmp_path / "report" / "figures" / "tuning_synthetic.png").is_file()
+
     # protocol=tuned: the best trial's values, the study's epoch budget, test read once at the end
     read.clear()
     cfg = compose_cfg("model=din", "protocol=tuned", *TINY, *where, "tracking.experiment=tuned", "seed=1")

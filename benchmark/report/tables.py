@@ -22,6 +22,7 @@ from benchmark.report.render import (
 )
 from benchmark.report.runs import RunData
 from benchmark.report.stats import bootstrap_interval, holm, mean_std, pooled_std, seeds_needed, welch
+from benchmark.report.tuning import build_tuning, tuning_figures, tuning_template
 from benchmark.report.verdict import answer, cells_frame, parts_frame, verdict_of, verdict_page, verdict_runs
 
 
@@ -513,6 +514,9 @@ def _table3_command(dataset: str) -> str:
 
 
 TABLES = (
+    TableSpec("tuning", "The tuning track: an equal budget per arm, tuned on validation, tested once",
+              reads=lambda ctx: ctx.table("tune"), build=build_tuning, template=tuning_template,
+              count_older=False, figures=tuning_figures),
     TableSpec("table2", "Table 2: all models, test AUC / Logloss / gAUC", reads=lambda ctx: ctx.table("table2"),
               build=build_sections, template=section_template,
               sections=lambda ctx, dataset, protocol: table2_section(ctx.records, ctx.paper, dataset, protocol),
