@@ -41,7 +41,7 @@ from benchmark.data.cache import CacheWriter, load_or_build
 from benchmark.data.common import (format_table, resolve_raw_dir, sample_unseen, time_parts, user_positions,
                                    write_sequences, write_split)
 from benchmark.data.errors import DataError
-from benchmark.data.schema import INT32_MAX, Dataset, Field, Schema
+from benchmark.data.schema import INT32_MAX, Dataset, Field, Schema, as_int32
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class Log:
             rows.append(rows[-1] + table.num_rows)
         self.where = rd.Where(tuple(log_paths), np.array(rows), not fmt.column_names)
         self.n = rows[-1]
-        self.file_of = np.repeat(np.arange(len(log_paths)), np.diff(rows))
+        self.file_of = np.repeat(np.arange(len(log_paths), dtype=np.int8), np.diff(rows))
         self.fields = {name: pa.chunked_array([ch for part in parts for ch in part.chunks], type=pa.string())
                        for name, parts in per_file.items()}
         self.time = np.concatenate(times) if times else None
@@ -289,21 +289,24 @@ def sample_items(seed: list[int], users: np.ndarray, n_real: int, seen: np.ndarr
 
 
 def build(writer: CacheWriter, o: Options, paths: dict[str, Any]) -> None:
-    started, cpu = perf_counter(), process_time()
+    started, cpu, lap = perf_counter(), process_time(), _Laps()
     c, seq, t_max = o["columns"], o["sequence"], int(o["max_len"])
     data = Log(o, paths)
     beh = read_behaviours(o, paths["behaviours"]) if seq["source"] == "file" else None
-    log.info("read %d rows in %.1f s (%.1f s CPU)", data.n, perf_counter() - started, process_time() - cpu)
+    lap(f"read {data.n} rows")
     stats: dict[str, Any] = {"rows": data.n, **data.stats}
     if beh is not None:
         stats["bad_rows"] += beh["bad_rows"]
 
     # ids: users by their own vocabulary; every field by one vocabulary over all its occurrences
-    user_vocab, _ = rd.vocabulary([data.fields[c["user_id"]]], 1)
+    item_names, user_names, ctx_names = list(c["item"]), list(c["user"]), list(c["context"])
+    user_text = data.fields[c["user_id"]] if c["user_id"] in (*item_names, *user_names, *ctx_names) else \
+        data.fields.pop(c["user_id"])
+    user_vocab, _ = rd.vocabulary([user_text], 1)
     if len(user_vocab) > INT32_MAX - 2:
         raise DataError(f"{len(user_vocab):,} users: more than the layout's int32 ids hold")
-    user = rd.encode(data.fields[c["user_id"]], user_vocab) - 1  # 1..U
-    item_names, user_names, ctx_names = list(c["item"]), list(c["user"]), list(c["context"])
+    user = rd.encode(user_text, user_vocab) - 1  # 1..U
+    del user_text
 
     def min_count(name: str) -> int:
         return int(o["min_counts"].get(name, o["min_count"]))
@@ -311,31 +314,39 @@ def build(writer: CacheWriter, o: Options, paths: dict[str, Any]) -> None:
     vocab_sizes: dict[str, int] = {}
 
     def field_ids(name: str, extra: list[pa.ChunkedArray]) -> tuple[np.ndarray, pa.Array]:
-        vocab, counts = rd.vocabulary([data.fields[name], *extra], min_count(name))
+        """The field's ids in the log (its text column is dropped once read) and its vocabulary."""
+        values = data.fields.pop(name)
+        vocab, counts = rd.vocabulary([values, *extra], min_count(name))
         vocab_sizes[name] = len(vocab) + rd.FIRST_ID
         if vocab_sizes[name] - 1 > INT32_MAX:
             raise DataError(f"field {name!r} has {len(vocab):,} values: more than the layout's int32 ids hold")
         stats[f"oov_{name}"] = counts["rare_occurrences"]
-        return rd.encode(data.fields[name], vocab), vocab
+        return rd.encode(values, vocab), vocab
 
     hist_parts = data.seq_flat if seq["source"] == "column" else (beh["fields"] if beh is not None else {})
     fi = len(item_names)
-    item = np.zeros((data.n, fi), dtype=np.int64)
+    item = np.zeros((data.n, fi), dtype=np.int32)
     seq_codes: dict[str, np.ndarray] = {}
     for j, name in enumerate(item_names):
         extra = [hist_parts[name]] if name in hist_parts else []
         item[:, j], vocab = field_ids(name, extra)
         if name in hist_parts:
             seq_codes[name] = rd.encode(hist_parts[name], vocab)
-    user_f = np.stack([field_ids(n, [])[0] for n in user_names], axis=1) if user_names else np.zeros((data.n, 0))
+    user_f = np.stack([field_ids(n, [])[0] for n in user_names], axis=1) if user_names else \
+        np.zeros((data.n, 0), dtype=np.int32)
     ctx = [field_ids(n, [])[0] for n in ctx_names]
     data.fields.clear()
+    hist_parts, data.seq_flat = {}, {}
+    if beh is not None:
+        beh["fields"] = {}
+    pa.default_memory_pool().release_unused()  # the text columns are gone
 
+    lap("ids")
     # time order per user
-    row = np.arange(data.n)
     if data.time is not None and o["sorted"]:
         check_sorted(user, data.time, data.where, c["timestamp"])
-    order = np.lexsort((row, data.time, user) if data.time is not None else (row, user))
+    order = np.lexsort((data.time, user)) if data.time is not None else np.argsort(user, kind="stable")  # stable:
+    # ties keep file order
     user, item, user_f = user[order], item[order], user_f[order]
     time = data.time[order] if data.time is not None else None
     ctx = [x[order] for x in ctx]
@@ -343,6 +354,7 @@ def build(writer: CacheWriter, o: Options, paths: dict[str, Any]) -> None:
     negatives = int(o["negatives"])
     is_sample = label > 0 if negatives else np.ones(data.n, dtype=bool)
 
+    lap("time order")
     # histories: rows of the behaviour sequence, and where each event's window ends in it
     absent = [j for j, name in enumerate(item_names) if seq["source"] in ("file", "column") and name not in seq_codes]
     if seq["source"] == "log":
@@ -357,11 +369,11 @@ def build(writer: CacheWriter, o: Options, paths: dict[str, Any]) -> None:
         b_user = rd.encode(beh["user"], user_vocab) - 1  # 0: a user the log does not have
         keep = b_user >= 1
         b_user, b_time = b_user[keep], beh["time"][keep]
-        b_item = np.zeros((len(b_user), fi), dtype=np.int64)
+        b_item = np.zeros((len(b_user), fi), dtype=np.int32)
         for j, name in enumerate(item_names):
             if name in seq_codes:
                 b_item[:, j] = seq_codes[name][keep]
-        b_order = np.lexsort((np.arange(len(b_user)), b_time, b_user))
+        b_order = np.lexsort((b_time, b_user))
         seq_user, seq_item = b_user[b_order], b_item[b_order]
         times = np.unique(np.concatenate([time, b_time]))
         stride = len(times) + 1
@@ -376,7 +388,7 @@ def build(writer: CacheWriter, o: Options, paths: dict[str, Any]) -> None:
         starts = (np.cumsum(data.seq_lengths) - data.seq_lengths)[order] + lengths - k
         hist_end = np.cumsum(k)
         take = np.repeat(starts - (hist_end - k), k) + np.arange(int(hist_end[-1]) if len(k) else 0)
-        seq_item = np.zeros((len(take), fi), dtype=np.int64)
+        seq_item = np.zeros((len(take), fi), dtype=np.int32)
         for j, name in enumerate(item_names):
             if name in seq_codes:
                 seq_item[:, j] = seq_codes[name][take]
@@ -385,29 +397,32 @@ def build(writer: CacheWriter, o: Options, paths: dict[str, Any]) -> None:
         del take
     else:
         hist_end = n_prior = np.zeros(data.n, dtype=np.int64)
-        seq_item, seq_user = np.zeros((0, fi), dtype=np.int64), np.zeros(0, dtype=np.int64)
+        seq_item, seq_user = np.zeros((0, fi), dtype=np.int32), np.zeros(0, dtype=np.int32)
     hist_len = np.minimum(n_prior, t_max)
 
-    # the item table (an item id's fields, from its first occurrence) and the items each user interacted with
+    lap("histories")
+    # the item table (an item id's fields, from its first occurrence: candidates, then histories) and the items each
+    # user interacted with; a history from the log holds candidates only
     n_real = vocab_sizes[item_names[0]] - rd.FIRST_ID
     if n_real < 1:
         raise DataError(f"{paths['log'][0]}: no item id occurs dataset.min_count times; nothing to sample from")
-    ids = np.concatenate([item[:, 0], seq_item[:, 0]])
-    fields_of = np.concatenate([item, seq_item])
-    real = ids >= rd.FIRST_ID
-    uniq, first = np.unique(ids[real], return_index=True)
-    table = np.zeros((vocab_sizes[item_names[0]], fi), dtype=np.int64)
-    table[uniq] = fields_of[real][first]
+    sources = [(item, user)] + ([(seq_item, seq_user)] if seq["source"] in ("file", "column") else [])
+    table = np.zeros((vocab_sizes[item_names[0]], fi), dtype=np.int32)
+    stride, keys = n_real + 1, []
+    for rows, owners in reversed(sources):  # the earlier source wins
+        uniq, first = np.unique(rows[:, 0], return_index=True)
+        table[uniq] = rows[first]
+        real = rows[:, 0] >= rd.FIRST_ID
+        keys.append(owners[real].astype(np.int64) * stride + rows[real, 0] - 1)
+    table[:rd.FIRST_ID] = 0
     table[:, 0] = np.arange(len(table))
-    del fields_of
-    stride = n_real + 1
-    owners = np.concatenate([user, seq_user])[real]
-    seen = np.unique(owners * stride + ids[real] - 1)
-    del ids, owners, real
+    seen = np.unique(np.concatenate(keys))
+    del keys, real, uniq, first, sources
     neg_seq = table[sample_items([int(o["seed"]), 2], seq_user, n_real, seen, stride, strict=False)]
     seq_item[:, absent] = 0
     neg_seq[:, absent] = 0
 
+    lap("item table, history negatives")
     # samples and splits
     samples = np.flatnonzero(is_sample)
     if o["split"] == "time":
@@ -429,8 +444,11 @@ def build(writer: CacheWriter, o: Options, paths: dict[str, Any]) -> None:
     if "year" in time_vocab:
         years = time_parts(time)["year"]
         time_vocab["year"] = int(years.max() - years.min()) + 2
-    per_event = {"user": user_f, "context": context, "user_id": user, "hist_end": hist_end, "hist_len": hist_len}
+    per_event = {"user": user_f, "context": context.astype(np.int32, copy=False), "user_id": user,
+                 "hist_end": as_int32(hist_end, "the history's end"), "hist_len": hist_len.astype(np.int32)}
+    del context, ctx, hist_end, n_prior, time
 
+    lap("splits, negatives")
     # writing: only now, every check passed
     write_sequences(writer, seq_item, neg_seq)
     del seq_item, neg_seq
@@ -439,7 +457,7 @@ def build(writer: CacheWriter, o: Options, paths: dict[str, Any]) -> None:
         rows = np.flatnonzero(split_of == s)
         ev = samples[rows]
         if k:
-            cand = np.empty((len(ev), 1 + k, fi), dtype=np.int64)
+            cand = np.empty((len(ev), 1 + k, fi), dtype=np.int32)
             cand[:, 0] = item[ev]
             cand[:, 1:] = table[neg_items[rows]]
             lab = np.zeros((len(ev), 1 + k), dtype=np.float32)
@@ -458,8 +476,9 @@ def build(writer: CacheWriter, o: Options, paths: dict[str, Any]) -> None:
         positive_rate=round(float(label[samples].mean()) / (1 + k), 4),
         **{f"vocab_{name}": size for name, size in vocab_sizes.items()},
     )
-    log.info("built and wrote %d samples in %.1f s (%.1f s CPU)", n_samples, perf_counter() - started,
-             process_time() - cpu)
+    lap(f"writing {n_samples} samples")
+    log.info("built %s in %.1f s (%.1f s CPU): %s", o["name"], perf_counter() - started, process_time() - cpu,
+             ", ".join(lap.done))
     writer.name = o["name"]
     writer.stats = stats
     writer.schema = Schema(
@@ -469,6 +488,19 @@ def build(writer: CacheWriter, o: Options, paths: dict[str, Any]) -> None:
                         *(Field(f, size) for f, size in time_vocab.items())),
         max_len=t_max,
     )
+
+
+class _Laps:
+    """Wall time of each stage of a build, for its log line (what dominates at scale)."""
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+        self._t = perf_counter()
+
+    def __call__(self, what: str) -> None:
+        now = perf_counter()
+        self.done.append(f"{what} {now - self._t:.1f} s")
+        self._t = now
 
 
 def _time_field(name: str, time: np.ndarray) -> np.ndarray:

@@ -276,9 +276,11 @@ def vocabulary(parts: Sequence[pa.ChunkedArray], min_count: int) -> tuple[pa.Arr
 
 
 def encode(values: pa.ChunkedArray | pa.Array, vocab: pa.Array) -> np.ndarray:
-    """int64 ids: 0 for a null, 1 (OOV) for a value not in `vocab`, 2.. by position in `vocab`."""
+    """int32 ids (the caller keeps vocabularies within int32): 0 for a null, 1 (OOV) for a value not in `vocab`,
+    2.. by position in `vocab`."""
     index = pc.index_in(values, value_set=vocab)
-    ids = pc.fill_null(index, OOV - FIRST_ID).to_numpy().astype(np.int64) + FIRST_ID
+    ids = pc.fill_null(index, OOV - FIRST_ID).to_numpy().astype(np.int32)
+    ids += FIRST_ID
     if values.null_count:
         ids[pc.is_null(values).to_numpy(zero_copy_only=False)] = PAD
     return ids
