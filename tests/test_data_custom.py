@@ -1,7 +1,9 @@
 """Your own data (dataset=custom): tiny files written here in two public layouts, the Taobao display-ad log
 (raw_sample, ad_feature, user_profile, behavior_log) and DIN's sample files (history as '^'-separated ids), built
 through the declared schema and checked against hand-worked ids, histories and splits; a plain log with sampled
-negatives; every bad input of the issue, each a DataError naming file, column and row with no cache entry left."""
+negatives; every bad input of the issue, each a DataError naming file, column and row with no cache entry left;
+fuzzed cells; and (slow) one epoch of every model on the Taobao layout, of MIAN and DIN on DIN's, through whole jobs
+with their MLflow runs."""
 from __future__ import annotations
 
 import gzip
@@ -15,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from benchmark import names
 from benchmark.config import ConfigError, group_config, validate_dataset
 from benchmark.data import load_dataset
 from benchmark.data.common import time_parts
@@ -355,6 +358,20 @@ def test_malformed_rows_error_or_skip(tmp_path: Path) -> None:
     assert ds.stats["bad_rows"] == 1 and ds.stats["rows"] == 8
 
 
+def test_float_timestamps_must_be_whole_and_delimiters_one_character(tmp_path: Path) -> None:
+    raw = tmp_path / "pq"
+    raw.mkdir()
+    data = {"user_id": [r[0] for r in LOG], "item_id": [r[1] for r in LOG], "cate_id": [r[2] for r in LOG],
+            "timestamp": [float(r[3]) for r in LOG]}
+    pq.write_table(pa.table(data), raw / "log.parquet")
+    assert load_dataset(plain_cfg(raw, files=["log.parquet"]), tmp_path / "ok").stats["samples"] == 24
+    data["timestamp"][4] = 500.5
+    pq.write_table(pa.table(data), raw / "log.parquet")
+    refused(plain_cfg(raw, files=["log.parquet"]), tmp_path, r"log\.parquet, column 'timestamp', row 5",
+            "500.5 is not an integer")
+    refused(plain_cfg(write_log(tmp_path / "raw"), delimiter=";;"), tmp_path, "must be one character")
+
+
 def test_declarations_that_cannot_work_are_config_errors() -> None:
     cfg = group_config("dataset", "din_samples")
     cfg.split = "time"
@@ -439,9 +456,9 @@ def generated_din(raw: Path, users: int = 30, seed: int = 0) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dataset", ["taobao_ad", "din_samples"])
-@pytest.mark.parametrize("model", ["mian", "din"])
-def test_one_epoch_of_mian_and_din_on_each_example(compose_cfg, tracking_uri: str, tmp_path: Path, dataset: str,
+@pytest.mark.parametrize(("dataset", "model"), [("din_samples", "mian"), ("din_samples", "din"),
+                                                *(("taobao_ad", m) for m in names.MODELS)])
+def test_one_epoch_of_every_model_on_the_examples(compose_cfg, tracking_uri: str, tmp_path: Path, dataset: str,
                                                    model: str) -> None:
     from mlflow.tracking import MlflowClient
 

@@ -55,9 +55,13 @@ class FileFormat:
 
     def delimiter_of(self, path: Path) -> str:
         kind = self.kind(path)
-        if self.delimiter is not None:
-            return self.delimiter.encode().decode("unicode_escape") if "\\" in self.delimiter else self.delimiter
-        return "\t" if kind == "tsv" else ","
+        if self.delimiter is None:
+            return "\t" if kind == "tsv" else ","
+        delimiter = self.delimiter.encode().decode("unicode_escape") if "\\" in self.delimiter else self.delimiter
+        if len(delimiter) != 1:
+            raise DataError(f"dataset.delimiter={self.delimiter!r} is invalid: must be one character (e.g. ',', '\\t', "
+                            "'|')")
+        return delimiter
 
 
 def _open(path: Path) -> pa.NativeFile:
@@ -211,9 +215,15 @@ def _numbers(values: pa.ChunkedArray, where: Where, column: str, what: str, targ
 
 
 def timestamps(values: pa.ChunkedArray, where: Where, column: str) -> np.ndarray:
-    """Integer times (e.g. unix seconds) as int64."""
+    """Integer times (e.g. unix seconds) as int64; a float column (pandas writes one when a value is missing) is
+    taken where every value is a whole number."""
     if pa.types.is_floating(values.type):
-        values = pc.cast(values, pa.string())
+        no_nulls(values, where, column, "timestamp")
+        whole = pc.and_(pc.is_finite(values), pc.equal(values, pc.floor(values)))
+        row = first_true(pc.invert(whole))
+        if row is not None:
+            raise DataError(f"{where(row, column)}: the timestamp {values[row].as_py()!r} is not an integer")
+        values = pc.cast(values, pa.int64())
     return _numbers(values, where, column, "timestamp", pa.int64()).astype(np.int64, copy=False)
 
 
