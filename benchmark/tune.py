@@ -410,7 +410,7 @@ def plan_arm(arm: str, overrides: list[str], command: str) -> ArmPlan:
 
 
 def make_pruner(plan: ArmPlan) -> optuna.pruners.BasePruner:
-    if plan.pruner == "median":  # from epoch 2, once `startup_trials` trials have finished
+    if plan.pruner == "median":  # at any epoch (steps are epochs, from 1), once `startup_trials` trials finished
         return optuna.pruners.MedianPruner(n_startup_trials=plan.startup_trials, n_warmup_steps=1)
     if plan.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=plan.max_epochs, reduction_factor=3)
