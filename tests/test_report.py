@@ -421,3 +421,24 @@ def test_controls_table_says_which_effect_is_learnable_and_flags_a_defect() -> N
     assert "the planted sequence effect is learnable" in verdict and "DeepFM" in verdict
     assert "Defect: under the protocol `shared` no model learns the planted user effect" in verdict
     assert "| shared | sequence | MIAN additive (literal) | 0.7200 | 0.4950 ± 0.0071 (2) †2/2 |" in table
+
+
+def test_tables_3_and_4_take_their_mian_row_from_table2_when_their_sweeps_did_not_run_it() -> None:
+    from benchmark.report.tables import table3_section, table4_section
+
+    paper = pd.DataFrame(columns=["table", "dataset", "model", "variant", "auc", "logloss"])
+    rows = []
+    for seed in range(3):
+        rows += [{"table": "table2", "seed": seed, "test_auc": 0.80 + seed / 1000},
+                 {"table": "table2", "seed": seed, "test_auc": 0.78, "model": "xdeepfm", "variant": "default"},
+                 {"table": "table3", "seed": seed, "test_auc": 0.70, "variant": "no_ibim"},
+                 {"table": "table4", "seed": seed, "test_auc": 0.79, "encoder": "post_ln"}]
+    records = _records(rows)
+    for section, key in ((table3_section(records, paper, "movielens", "xdeepfm"), "full"),
+                         (table4_section(records, paper, "movielens"), "pre_ln")):
+        mian = next(r for r in section.rows if r.key == key)
+        assert mian.source == "table2 runs" and sorted(mian.runs["test_auc"]) == [0.80, 0.801, 0.802]
+    # a table whose sweep ran its own full MIAN keeps it
+    own = _records(rows + [{"table": "table3", "seed": s, "test_auc": 0.9} for s in range(3)])
+    full = table3_section(own, paper, "movielens", "xdeepfm").rows[0]
+    assert full.source == "" and list(full.runs["test_auc"]) == [0.9, 0.9, 0.9]
