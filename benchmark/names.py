@@ -7,6 +7,10 @@ from __future__ import annotations
 DEEPCTR_MODELS = ("lr", "wide_deep", "dcn", "deepfm", "xdeepfm", "din", "dien")
 NATIVE_MODELS = ("mian",)
 MODELS = (*DEEPCTR_MODELS, *NATIVE_MODELS)
+# The calibrated effects benchmark's controls (models/controls.py): small models of the suite's own, each built
+# for one form of planted effect; not rows of the paper's tables.
+CONTROL_MODELS = ("fm", "max_sim", "product_attn", "tensor_fact")
+ALL_MODELS = (*MODELS, *CONTROL_MODELS)  # every model=<name> option (conf/model/)
 
 # MIAN's readings of what the paper leaves open (models/mian.py, docs/mian.md).
 ENCODERS = ("pre_ln", "post_ln", "none")
@@ -25,10 +29,16 @@ ABLATIONS = ("full", "no_iuim", "no_icim", "no_ibim", "no_gim", "no_iuim_icim", 
 TABLE3_ABLATIONS = ABLATIONS[:-1]
 
 # Datasets (conf/dataset/) and the loaders that build them (benchmark/data/<loader>.py).
-DATASETS = ("synthetic", "movielens", "movielens_seq", "electronics", "books", "custom", "taobao_ad",
+DATASETS = ("synthetic", "movielens", "movielens_seq", "electronics", "books", "calibrated", "custom", "taobao_ad",
             "din_samples")
-LOADERS = ("synthetic", "movielens", "amazon", "movielens_seq", "custom")
+LOADERS = ("synthetic", "movielens", "amazon", "movielens_seq", "calibrated", "custom")
 EFFECTS = ("sequence", "user", "context")  # the synthetic data's planted effects (conf/effects/)
+# The calibrated data's planted effect and its functional form (benchmark/data/calibrated.py); each pair is a
+# conf/mechanism/<effect>_<form>.yaml, the cells of experiment=effects.
+SEQUENCE_FORMS = ("share", "max", "softmax")
+FIELD_FORMS = ("bilinear", "threeway")
+MECHANISMS = (*(f"sequence_{f}" for f in SEQUENCE_FORMS),
+              *(f"{effect}_{f}" for effect in ("user", "context") for f in FIELD_FORMS))
 
 # Training protocols (conf/protocol/) and the trainer's regularisation choices.
 # `tuned`: each model at the best configuration its own tuning study found (benchmark/tune.py).

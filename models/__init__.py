@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from benchmark.data.schema import Schema
-from benchmark.names import DEEPCTR_MODELS, NATIVE_MODELS
+from benchmark.names import CONTROL_MODELS, DEEPCTR_MODELS, NATIVE_MODELS
 
 
 def build_model(
@@ -27,4 +27,8 @@ def build_model(
         from models.deepctr_adapter import build_deepctr_model
 
         return build_deepctr_model(model_cfg, schema, seed, device)
-    raise ValueError(f"model.name={name!r} is unknown; known: {NATIVE_MODELS + DEEPCTR_MODELS}")
+    if name in CONTROL_MODELS:  # the calibrated effects benchmark's controls
+        from models.controls import build_control
+
+        return build_control(model_cfg, schema).to(device)
+    raise ValueError(f"model.name={name!r} is unknown; known: {NATIVE_MODELS + DEEPCTR_MODELS + CONTROL_MODELS}")

@@ -24,8 +24,9 @@ def options(group: str) -> tuple[str, ...]:
 
 
 @pytest.mark.parametrize(("group", "listed"), [
-    ("model", names.MODELS), ("ablation", names.ABLATIONS), ("dataset", names.DATASETS),
+    ("model", names.ALL_MODELS), ("ablation", names.ABLATIONS), ("dataset", names.DATASETS),
     ("protocol", names.PROTOCOLS), ("experiment", names.EXPERIMENTS), ("effects", names.EFFECTS),
+    ("mechanism", names.MECHANISMS),
 ])
 def test_name_lists_match_the_config_files(group: str, listed: tuple[str, ...]) -> None:
     assert options(group) == tuple(sorted(listed))
@@ -34,7 +35,7 @@ def test_name_lists_match_the_config_files(group: str, listed: tuple[str, ...]) 
 def test_the_report_and_the_models_read_the_same_name_lists() -> None:
     assert report_names.MODELS is names.MODELS and report_names.ENCODERS is names.ENCODERS
     assert set(report_names.ABLATIONS) <= set(names.ABLATIONS)
-    assert set(MODEL_SCHEMAS) == set(names.MODELS) and set(DATASET_SCHEMAS) == set(names.LOADERS)
+    assert set(MODEL_SCHEMAS) == set(names.ALL_MODELS) and set(DATASET_SCHEMAS) == set(names.LOADERS)
 
 
 @pytest.mark.parametrize("group", SCHEMA_GROUPS)

@@ -264,7 +264,8 @@ def effects_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | 
     root = tmp_path_factory.mktemp("effects")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmark", "experiment=effects", "effects=user",
+        [sys.executable, "-m", "benchmark", "experiment=effects", "dataset=synthetic", "dataset.seed=0",
+         "~hydra.sweeper.params.mechanism", "effects=user",
          "arm=mian_additive,mian_no_iuim,mian_bahdanau,deepfm",
          "seed=0,1", *TINY_SYNTHETIC, f"tracking.uri={uri}", f"hydra.sweep.dir={root / 'sweep'}"],
         cwd=PROJECT_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=900,

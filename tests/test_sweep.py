@@ -57,9 +57,11 @@ def test_experiment_configs_sweep_what_their_table_needs() -> None:
     assert sorted(split(params("table3").ablation)) == options("ablation")
     assert split(params("table4")["model.encoder"]) == ["pre_ln", "post_ln", "none"]
     assert compose_hydra("experiment=efficiency").trainer.max_epochs == 3
-    assert sorted(split(params("effects").effects)) == options("effects") == ["context", "sequence", "user"]
-    assert sorted(split(params("effects").arm)) == sorted(set(options("arm")) - {"mian_no_iuim_icim",
-                                                                                   "mian_din_no_iuim_icim"})
+    assert sorted(split(params("effects").mechanism)) == options("mechanism")
+    assert split(params("effects")["dataset.seed"]) == ["range(3)"] and split(params("effects").seed) == ["range(3)"]
+    assert sorted(split(params("effects").arm)) == sorted(set(options("arm")) - {
+        "mian_no_iuim_icim", "mian_din_no_iuim_icim", "mian_per_position", "mian_bahdanau", "mian_bilinear"})
+    assert compose_hydra("experiment=effects").dataset.loader == "calibrated"
     assert split(params("readings")["model.ibim_score"]) == ["additive", "bahdanau", "din"]
 
 
@@ -74,6 +76,9 @@ def test_each_arm_composes_its_model_and_reading(arm: str) -> None:
             reading, _, ablation = choice.partition("no_")
             assert cfg.ablation.name == f"no_{ablation}"
             assert cfg.model.ibim_score == (reading.rstrip("_") or "additive")
+        elif choice == "product":  # the literal scores with the product readout
+            assert cfg.ablation.name == "full" and cfg.model.readout == "product"
+            assert cfg.model.ibim_score == cfg.model.field_score == "additive"
         else:
             assert cfg.ablation.name == "full" and cfg.model.ibim_score == choice
             assert cfg.model.field_score == ("additive" if choice == "per_position" else choice)

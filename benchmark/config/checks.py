@@ -160,3 +160,8 @@ NAME_MAP = Check(lambda v: _mapping(v, lambda x: isinstance(x, str) and x.strip(
 COUNT_MAP = Check(lambda v: _mapping(v, lambda x: _is_int(x) and x >= 1),
                   "must be a mapping of field names to integers >= 1, e.g. {item_id: 5}")
 OPTIONAL_NUMBER = Check(lambda v: v is None or _is_number(v), "must be null or a finite number")
+
+
+def optional(check: Check) -> Check:
+    """`check`, or null."""
+    return Check(lambda v: v is None or check.passes(v), f"must be null or {check.allowed.removeprefix('must be ')}")

@@ -21,12 +21,14 @@ from omegaconf import II, MISSING, DictConfig
 from benchmark.config.checks import (
     ACTIVATION, ANY_NUMBER, ATTENTION_ACTIVATION, BETAS, BOOL, CHECK, DEVICE, ENCODING, FRACTION, ON_OFF_AUTO,
     OPEN_FRACTION, OPTIONAL_TEXT, RESUME, TEXT, TRACKING_URI, Check, choice, int_list, integer, number, option,
+    optional,
 )
 from benchmark.config.checks import COUNT_MAP, NAME_MAP, OPTIONAL_NUMBER, name_list, name_subset
 from benchmark.names import (
     ABLATIONS, AMP_MODES, E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, L2_SCOPES, LOADERS, MODELS,
     POSITIONALS, READOUTS, SCORE_READINGS, TUNE_PRUNERS, WEIGHT_DECAYS,
 )
+from benchmark.names import ALL_MODELS, FIELD_FORMS, SEQUENCE_FORMS
 
 
 class ConfigError(ValueError):
@@ -139,7 +141,7 @@ class Model:
     """What every model has (`name` is the model=<name> option; choices and library defaults: docs/baselines.md)."""
 
     NAME: ClassVar[str] = ""
-    name: str = option(MISSING, choice(*MODELS))
+    name: str = option(MISSING, choice(*ALL_MODELS))
     embedding_dim: int = option(II("embedding_dim"), integer(1))
     dropout: float = option(0.2, number(0.0, 1.0, high_open=True))
     init_std: float = option(0.02, number(0.0, low_open=True))   # DeepCTR-Torch's default is 1e-4
@@ -243,7 +245,51 @@ class MIAN(Model):
     mlp_dims: List[int] = option([32, 8], int_list(1))
 
 
-MODEL_SCHEMAS: dict[str, type[Model]] = {s.NAME: s for s in (LR, WideDeep, DCN, DeepFM, XDeepFM, DIN, DIEN, MIAN)}
+@dataclass
+class Control(Model):
+    """A control of the calibrated effects benchmark (models/controls.py): LR plus one mechanism. Its weights
+    start at `init_std`; `dropout` is accepted (every model has it) but unused."""
+
+    dropout: float = option(0.0, number(0.0, 1.0, high_open=True))
+    id_embeddings: Any = option(True, BOOL)  # the mechanism reads the item id too | only its attributes (category)
+
+
+@dataclass
+class FM(Control):
+    """LR + the FM pairs through the candidate, <e_candidate, e_f> for every other field f (the history
+    mean-pooled): `share`, `bilinear`."""
+
+    NAME: ClassVar[str] = "fm"
+    id_embeddings: Any = option(False, BOOL)  # id pairs memorise each item's samples at tier S (models/controls.py)
+
+
+@dataclass
+class MaxSim(Control):
+    """LR + w * max_t <e_candidate, e_h_t>: the `max` sequence form."""
+
+    NAME: ClassVar[str] = "max_sim"
+
+
+@dataclass
+class ProductAttn(Control):
+    """LR + w . (e_candidate * sum_t softmax_t(<P e_candidate, e_h_t>) e_h_t): `softmax` (and `share`)."""
+
+    NAME: ClassVar[str] = "product_attn"
+
+
+@dataclass
+class TensorFact(Control):
+    """LR + sum over pairs of user (context) fields of <e_j * e_k, e_candidate>: the `threeway` form."""
+
+    NAME: ClassVar[str] = "tensor_fact"
+    id_embeddings: Any = option(False, BOOL)
+    # a product of three embeddings moves with the square of their scale: from 0.02 it did not converge in the
+    # shared protocol's 10 epochs (still rising at the last), from 0.1 it does
+    init_std: float = option(0.1, number(0.0, low_open=True))
+
+
+MODEL_SCHEMAS: dict[str, type[Model]] = {s.NAME: s for s in (LR, WideDeep, DCN, DeepFM, XDeepFM, DIN, DIEN, MIAN,
+                                                              FM, MaxSim, ProductAttn, TensorFact)}
 
 
 # ---------------------------------------------------------------------------------------------- datasets
@@ -489,8 +535,65 @@ class Custom(Dataset):
                               "the behaviours before its time")
 
 
+@dataclass
+class Calibrated(Dataset):
+    """The calibrated synthetic benchmark for mechanisms (benchmark/data/calibrated.py): one planted effect of a
+    chosen form, its strength calibrated to an oracle AUC; conf/mechanism/ picks the effect and form."""
+
+    LOADER: ClassVar[str] = "calibrated"
+    name: Any = option("calibrated", TEXT)
+    loader: str = option("calibrated", choice(*LOADERS))
+    tier: str = option("S", choice("S", "L"))      # S: 4,000 users, ~80k samples (a CPU) | L: 50,000, ~1M (a GPU)
+    num_users: Optional[int] = option(None, optional(integer(1)))       # null: the tier's
+    num_items: Optional[int] = option(None, optional(integer(4)))       # null: the tier's
+    num_categories: Optional[int] = option(None, optional(integer(4)))  # null: the tier's
+    effect: str = option("sequence", choice("sequence", "user", "context", "none"))
+    form: str = option("max", choice(*SEQUENCE_FORMS, *FIELD_FORMS, "none"))  # which per effect: check_across
+    temperature: float = option(0.1, number(0.0, low_open=True))  # form=softmax: of the similarity softmax
+    strength: Optional[float] = option(None, optional(ANY_NUMBER))  # null: calibrated to target_auc
+    target_auc: Optional[float] = option(0.70, optional(number(0.5, 1.0, low_open=True, high_open=True)))
+    tolerance: float = option(0.01, number(0.0, low_open=True))     # |oracle AUC - target_auc| allowed
+    max_strength: float = option(20.0, number(0.0, low_open=True))  # the bisection's upper end
+    background: float = option(0.25, number(0.0))  # logit std of the first-order background the knock-out keeps
+    base_logit: float = option(0.0, ANY_NUMBER)
+    knockout: Any = option(False, BOOL)           # true: train/valid labels without the effect, test labels with it
+    latent_dim: int = option(8, integer(1))
+    field_rank: int = option(3, integer(1))       # user/context effects: the rank of the item side they see
+    cluster_spread: float = option(0.25, number(0.0))  # item vectors around their category's direction
+    min_interests: int = option(3, integer(1))
+    max_interests: int = option(6, integer(1))
+    interest_concentration: float = option(1.0, number(0.0, low_open=True))  # Dirichlet: small, one dominant
+    stream_focus: float = option(0.85, FRACTION)   # share of a user's behaviours drawn from their interests
+    related_fraction: float = option(0.5, FRACTION)  # candidates from one of the user's interests
+    min_samples_per_user: int = option(10, integer(3))
+    max_samples_per_user: int = option(30, integer(3))
+    valid_fraction: float = option(0.1, OPEN_FRACTION)
+    test_fraction: float = option(0.12, OPEN_FRACTION)
+    holdout_samples: int = option(200_000, integer(1000))  # the calibration's held-out draw
+
+    @classmethod
+    def check_across(cls, node: DictConfig) -> None:
+        from benchmark.data.calibrated import FORMS, TIERS
+
+        super().check_across(node)
+        check_split_fractions(node, 1.0)
+        if node.form not in FORMS[node.effect]:
+            raise ConfigError(f"dataset.form={node.form!r} is invalid for dataset.effect={node.effect!r}: must be "
+                              f"one of {', '.join(FORMS[node.effect])} (conf/mechanism/ names the valid pairs)")
+        for low, high in (("min_samples_per_user", "max_samples_per_user"), ("min_interests", "max_interests")):
+            if node[high] < node[low]:
+                raise ConfigError(f"dataset.{high}={node[high]} is invalid: must be >= dataset.{low}={node[low]}")
+        categories = node.num_categories or TIERS[node.tier].num_categories
+        items = node.num_items or TIERS[node.tier].num_items
+        if node.max_interests > categories:
+            raise ConfigError(f"dataset.max_interests={node.max_interests} is invalid: must be <= the "
+                              f"{categories} categories (dataset.num_categories)")
+        if items < categories:
+            raise ConfigError(f"dataset.num_items={items} is invalid: must be >= the {categories} categories")
+
+
 DATASET_SCHEMAS: dict[str, type[Dataset]] = {s.LOADER: s for s in (Synthetic, MovieLens, Amazon, MovieLensSeq,
-                                                                    Custom)}
+                                                                    Custom, Calibrated)}
 
 
 # ---------------------------------------------------------------------------------------------- registration

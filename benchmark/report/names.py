@@ -1,7 +1,9 @@
 """The report's vocabulary: models, ablations, encoders, datasets, metrics and their labels, in the tables' order."""
 from __future__ import annotations
 
-from benchmark.names import DATASETS, EFFECTS, ENCODERS, MODELS, TABLE3_ABLATIONS  # noqa: F401 - the report reads them here
+from benchmark.names import (  # noqa: F401 - the report reads them here
+    CONTROL_MODELS, DATASETS, EFFECTS, ENCODERS, MECHANISMS, MODELS, TABLE3_ABLATIONS,
+)
 
 MODEL_LABELS = {"lr": "LR", "wide_deep": "Wide&Deep", "dcn": "DCN", "deepfm": "DeepFM", "xdeepfm": "xDeepFM",
                 "din": "DIN", "dien": "DIEN", "mian": "MIAN"}
@@ -11,7 +13,8 @@ ABLATION_LABELS = {"full": "MIAN", "no_iuim": "w/o IUIM", "no_icim": "w/o ICIM",
 ENCODER_LABELS = {"pre_ln": "Pre-LN Transformer (MIAN)", "post_ln": "Post-LN Transformer", "none": "no Transformer"}
 PAPER_ENCODER = {"pre_ln": "pre_ln", "post_ln": "post_ln", "none": "no_transformer"}
 DATASET_LABELS = {"synthetic": "Synthetic", "movielens": "MovieLens-1M", "movielens_seq": "MovieLens-1M next-item",
-                  "electronics": "Amazon Electronics", "books": "Amazon Books"}
+                  "electronics": "Amazon Electronics", "books": "Amazon Books",
+                  "calibrated": "Calibrated synthetic (mechanisms)"}
 # MovieLens-1M stands in for the paper's private commercial dataset (rich profile, short histories).
 # Next-item MovieLens-1M stands in for the paper's Amazon data (same protocol, another catalogue): Electronics'
 # numbers beside it.
@@ -41,7 +44,11 @@ CONTROL_ARMS = ("din", "dien", "deepfm", "xdeepfm", "mian_additive", "mian_per_p
                 "mian_bilinear", "mian_din")
 ARM_LABELS = {**{m: MODEL_LABELS[m] for m in MODELS}, "mian_additive": "MIAN additive (literal)",
               "mian_per_position": "MIAN per_position", "mian_bahdanau": "MIAN bahdanau",
-              "mian_bilinear": "MIAN bilinear", "mian_din": "MIAN din"}
+              "mian_bilinear": "MIAN bilinear", "mian_din": "MIAN din",
+              # the calibrated benchmark's arms (conf/arm/): its controls, the product readout, the ablations
+              "fm": "FM", "max_sim": "max-similarity", "product_attn": "product attention",
+              "tensor_fact": "tensor factorisation", "mian_product": "MIAN product readout",
+              "mian_no_ibim": "MIAN w/o IBIM", "mian_no_iuim": "MIAN w/o IUIM", "mian_no_icim": "MIAN w/o ICIM"}
 # The positive controls the effects experiment runs for each planted effect (conf/experiment/effects.yaml).
 EFFECT_CONTROLS = {"sequence": ("din", "dien", "deepfm"), "user": ("deepfm", "xdeepfm"),
                    "context": ("deepfm", "xdeepfm")}

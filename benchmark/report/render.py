@@ -321,11 +321,19 @@ def efficiency_template(part: Part) -> str:
 
 
 def effects_head(parts: list[Part]) -> str:
-    """The verdict in words at the top of effects.md."""
-    return controls_markdown(parts[0].extra["controls"])[0] + "\n"
+    """The verdict in words at the top of effects.md: each calibrated cell's gate, then the first generator's
+    controls."""
+    from benchmark.report.mechanisms import gate_markdown
+
+    return "".join(gate_markdown(p.extra["gates"]) + "\n" if "gates" in p.extra
+                   else controls_markdown(p.extra["controls"])[0] + "\n" for p in parts)
 
 
 def effects_template(part: Part) -> str:
+    if "gates" in part.extra:
+        from benchmark.report.mechanisms import mechanisms_markdown
+
+        return mechanisms_markdown(part.extra["gates"], part.frame, part.data)
     return effects_markdown(part.frame, part.data) + "\n" + controls_markdown(part.extra["controls"])[1]
 
 

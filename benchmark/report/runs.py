@@ -241,6 +241,10 @@ def data_description(row: pd.Series) -> str:
         raw_dir = get("dataset.raw_dir") or "datasets/raw/movielens"
         return (f"MovieLens-1M: {get('data.subset') or 'ML-1M'}, from {raw_dir}"
                 f" (train/valid/test samples {splits})")
+    if dataset == "calibrated":
+        return (f"Calibrated synthetic (benchmark/data/calibrated.py, tier {get('data.tier')}, data seed "
+                f"{get('dataset.seed')}: {get('data.users')} users, {get('data.items')} items, train/valid/test "
+                f"samples {splits})")
     if dataset == "synthetic":
         return (f"Synthetic (benchmark/data/synthetic.py, data seed {get('dataset.seed')}: {get('data.users')} users, "
                 f"{get('data.items')} items, train/valid/test samples {splits})")
@@ -256,7 +260,8 @@ def machine_description(row: pd.Series) -> str:
 
 
 # A table cell and seed: one run counts for each (the latest).
-CELL_KEY = ["table", "dataset", "model", "variant", "encoder", "reading", "protocol", "effect", "seed"]
+CELL_KEY = ["table", "dataset", "model", "variant", "encoder", "reading", "protocol", "effect", "knockout", "data_seed",
+            "seed"]
 # MIAN's open readings (models/mian.py) as run tags, with the default a run without the tag had.
 READING_TAGS = {"ibim_score": "additive", "field_score": "additive", "e_b_pool": "mean", "positional": "learned",
                 "readout": "concat"}
@@ -323,6 +328,13 @@ def job_records(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     records["effect"] = [planted_effect(row) if table == "effects" else ""
                          for table, (_, row) in zip(records["table"], jobs.iterrows())]
     records["oracle_auc"] = pd.to_numeric(_col(jobs, "params.data.oracle_test_auc"), errors="coerce")
+    # the calibrated data (benchmark/data/calibrated.py): a data seed and a knock-out variant tell its cells apart
+    is_calibrated = _col(jobs, "params.dataset.loader") == "calibrated"
+    records["data_seed"] = _col(jobs, "params.dataset.seed").where(is_calibrated, "")
+    records["knockout"] = _col(jobs, "params.dataset.knockout").str.lower().where(is_calibrated, "")
+    for name, param in (("knockout_auc", "knockout_test_auc"), ("fm_surrogate_auc", "fm_surrogate_auc"),
+                        ("strength", "strength")):
+        records[name] = pd.to_numeric(_col(jobs, f"params.data.{param}"), errors="coerce")
     for name in ("test_auc", "test_logloss", "test_gauc", "epoch_time_mean_s", "first_epoch_time_s", "best_epoch",
                  "best_val_auc", *DIAGNOSTICS):
         records[name] = jobs[f"metrics.{name}"] if f"metrics.{name}" in jobs.columns else np.nan
@@ -350,7 +362,10 @@ def config_fingerprint(row: pd.Series) -> str:
 
 
 def planted_effect(row: pd.Series) -> str:
-    """Which synthetic effects a run's data had (conf/effects/): 'user', 'sequence+context', ... or 'none'."""
+    """Which synthetic effects a run's data had (conf/effects/): 'user', 'sequence+context', ... or 'none'; on the
+    calibrated data, its mechanism (conf/mechanism/): 'sequence_max', ..."""
+    if row.get("params.dataset.loader") == "calibrated":
+        return f"{row.get('params.dataset.effect', '')}_{row.get('params.dataset.form', '')}"
     strengths = {e: pd.to_numeric(row.get(f"params.dataset.effects.{e}", ""), errors="coerce") for e in EFFECTS}
     return "+".join(e for e, v in strengths.items() if v == v and v != 0) or "none"
 

@@ -20,6 +20,7 @@ from benchmark.report.names import (
 from benchmark.report.render import (
     Provenance, effects_head, effects_template, efficiency_template, readings_template, section_template,
 )
+from benchmark.report.mechanisms import gate_frame, lift_frame
 from benchmark.report.runs import RunData
 from benchmark.report.stats import bootstrap_interval, holm, mean_std, pooled_std, seeds_needed, welch
 from benchmark.report.tuning import build_tuning, tuning_figures, tuning_template
@@ -243,7 +244,8 @@ def section_frame(section: Section, command: str) -> pd.DataFrame:
 def effects_frame(records: pd.DataFrame) -> pd.DataFrame:
     """One row per (planted effect, variant) of the `effects` experiment: test AUC over seeds, the data's oracle
     AUC, and the change against the full MIAN on the same data with Welch's test."""
-    effects = records[(records["table"] == "effects") & (records["model"] == "mian")]
+    effects = records[(records["table"] == "effects") & (records["model"] == "mian")
+                      & (records["dataset"] != "calibrated")]  # the calibrated data's tables: report/mechanisms.py
     cells = [(protocol, effect) for protocol in protocols_of(effects)
              for effect in present_in_order(list(literal(effects, protocol)["effect"]), EFFECTS)]
     rows = []
@@ -272,6 +274,8 @@ def arm_of(record: pd.Series) -> str:
     if record["variant"] != "full":
         return f"mian_{record['variant']}"
     readings = dict(part.split("=", 1) for part in str(record["reading"]).split())
+    if readings.get("readout") == "product":
+        return "mian_product"
     return f"mian_{readings.get('ibim_score', 'additive')}"
 
 
@@ -279,7 +283,7 @@ def controls_frame(records: pd.DataFrame) -> pd.DataFrame:
     """One row per (planted effect, arm) of the effects experiment: test AUC, its gap to the oracle, whether it
     learned the effect (within LEARNED_MARGIN of the oracle), and for MIAN's readings the change against the
     ablation that removes the effect's module (does the module, under this reading, matter?)."""
-    runs = records[records["table"] == "effects"].copy()
+    runs = records[(records["table"] == "effects") & (records["dataset"] != "calibrated")].copy()
     if runs.empty:
         return pd.DataFrame()
     runs["arm"] = [arm_of(r) for _, r in runs.iterrows()]
@@ -483,9 +487,20 @@ def build_effects(ctx: Context, spec: TableSpec) -> Built | None:
     used = spec.reads(ctx)
     if not len(used):
         return None
-    controls = controls_frame(ctx.records)
-    return Built([Part(effects_frame(ctx.records), data=_data_text(used), extra={"controls": controls})], used,
-                 files={"effects_controls": controls} if len(controls) else {})
+    parts, files = [], {}
+    mechanisms = used[used["dataset"] == "calibrated"]
+    if len(mechanisms):  # the calibrated data (report/mechanisms.py): lift captured behind each cell's gate
+        gates = gate_frame(ctx.records)
+        parts.append(Part(lift_frame(ctx.records), dataset="calibrated", data=_data_text(mechanisms),
+                          extra={"gates": gates}))
+        files["effects_gate"] = gates
+    legacy = used[used["dataset"] != "calibrated"]
+    if len(legacy):  # the first generator's runs (benchmark/data/synthetic.py)
+        controls = controls_frame(ctx.records)
+        parts.append(Part(effects_frame(ctx.records), data=_data_text(legacy), extra={"controls": controls}))
+        if len(controls):
+            files["effects_controls"] = controls
+    return Built(parts, used, files=files)
 
 
 def build_readings(ctx: Context, spec: TableSpec) -> Built | None:
