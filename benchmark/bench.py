@@ -51,11 +51,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from benchmark import CONFIG_DIR, PAPER_DIR, PROJECT_ROOT, state_root
+from benchmark import CONFIG_DIR, PAPER_DIR, PROJECT_ROOT
 from benchmark.config import validate_config
 from benchmark.data import load_dataset
 from benchmark.data.schema import Dataset, Schema
 from benchmark.io import atomic_write_text
+from benchmark.paths import results_dir
 from benchmark.tracking import git_commit
 from benchmark.trainer import Trainer, select_device, synchronize
 from benchmark.names import DEEPCTR_MODELS, NATIVE_MODELS
@@ -421,7 +422,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="models also timed with trainer.compile=true (comma-separated, or 'none')")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--no-check", action="store_true", help="skip the graphed == eager check (CUDA)")
-    parser.add_argument("--out", type=Path, default=state_root() / "results" / "efficiency")
+    parser.add_argument("--out", type=Path, default=results_dir() / "efficiency")
     parser.add_argument("--force", action="store_true",
                         help="replace this machine's files in --out (otherwise an existing file stops the run)")
     args = parser.parse_args(argv)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark import state_root
+from benchmark.paths import default_checkpoint_dir
 from benchmark.interrupt import deferred
 from benchmark.io import atomic_path
 
@@ -63,7 +63,7 @@ def job_key(cfg: DictConfig) -> str:
 def job_folder(cfg: DictConfig) -> Path:
     """Where this job's checkpoints go."""
     root = cfg.trainer.get("checkpoint_dir", None) or OmegaConf.select(cfg, "paths.checkpoint_dir")
-    base = Path(os.path.expanduser(str(root))) if root else state_root() / "checkpoints"
+    base = Path(os.path.expanduser(str(root))) if root else default_checkpoint_dir()
     name = f"{cfg.model.name}-{cfg.dataset.name}-seed{cfg.seed}-{job_key(cfg)}"
     return base.resolve() / name
 

@@ -8,6 +8,10 @@ written inside an installed package. The `paths` config group (conf/paths/defaul
 folders out from the resolvers registered here: `${mian_bench_root:}` and `${mian_bench_hydra:NAME}` (Hydra's
 outputs/ and multirun/: relative to the current directory as Hydra always had them, under $MIAN_BENCH_HOME when
 set).
+
+The default of every state path is spelled out once, here: the functions below (used by code that runs without a
+composed config: the CLIs, the data tools, a job whose config has no `paths`) and conf/paths/default.yaml, which
+names the same folders under `paths.root` (tests/test_run.py checks that the two agree).
 """
 from __future__ import annotations
 
@@ -32,6 +36,36 @@ def state_root() -> Path:
     if home:
         return Path(os.path.expanduser(home)).resolve()
     return PROJECT_ROOT if SOURCE_CHECKOUT else Path.cwd()
+
+
+def default_db() -> Path:
+    """The SQLite MLflow store used when nothing names one (`paths.tracking_db`)."""
+    return state_root() / "mlflow.db"
+
+
+def default_checkpoint_dir() -> Path:
+    """Where jobs keep their checkpoints when `trainer.checkpoint_dir` is unset (`paths.checkpoint_dir`)."""
+    return state_root() / "checkpoints"
+
+
+def default_raw_root() -> Path:
+    """The folder holding each dataset's raw files, `<raw root>/<name>` (`paths.raw_dir`)."""
+    return state_root() / "datasets" / "raw"
+
+
+def default_cache_dir() -> Path:
+    """The dataset cache (`paths.cache_dir`)."""
+    return state_root() / "datasets" / "cache"
+
+
+def default_optuna_db() -> Path:
+    """The Optuna study storage used when `tune.storage` is unset."""
+    return state_root() / "optuna.db"
+
+
+def results_dir() -> Path:
+    """Where the report and the benchmarks write their results."""
+    return state_root() / "results"
 
 
 def hydra_dir(name: str) -> str:

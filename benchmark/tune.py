@@ -41,10 +41,11 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmark import CONFIG_DIR, state_root
+from benchmark import CONFIG_DIR
 from benchmark.config import ConfigError, validate_config
 from benchmark.io import file_lock
 from benchmark.names import MODELS
+from benchmark.paths import default_optuna_db
 from benchmark.sweep import cpu_model, package_versions
 from benchmark.tracking import TrackingError, git_commit, owner_tags, prepare_experiment, resolve_tracking_uri, sqlite_path
 
@@ -250,7 +251,7 @@ def study_name(cfg: DictConfig) -> str:
 
 
 def storage_url(cfg: DictConfig) -> str:
-    return str(cfg.tune.storage or f"sqlite:///{state_root() / 'optuna.db'}")
+    return str(cfg.tune.storage or f"sqlite:///{default_optuna_db()}")
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:

@@ -136,6 +136,18 @@ def test_git_commit_is_taken_from_the_environment_when_given(monkeypatch) -> Non
     assert git_commit() == "0123abc"
 
 
+def test_the_config_names_the_default_paths_of_benchmark_paths(compose_cfg) -> None:
+    """conf/paths/default.yaml and benchmark/paths.py (the defaults where no config is composed) name the same
+    folders."""
+    from benchmark import paths
+
+    cfg = compose_cfg().paths
+    assert Path(cfg.tracking_db) == paths.default_db()
+    assert Path(cfg.checkpoint_dir) == paths.default_checkpoint_dir()
+    assert Path(cfg.raw_dir) == paths.default_raw_root()
+    assert Path(cfg.cache_dir) == paths.default_cache_dir()
+
+
 def test_dashboard_hint_names_the_mlflow_beside_this_python(tmp_path: Path, monkeypatch) -> None:
     """An environment that is not activated has its `mlflow` off PATH: the hint must name the one beside Python."""
     from benchmark import tracking

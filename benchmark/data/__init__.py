@@ -6,14 +6,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from benchmark import state_root
 from benchmark.data.schema import Dataset, Field, Schema
+from benchmark.paths import default_cache_dir
 
 __all__ = ["Dataset", "Field", "Schema", "load_dataset", "default_cache_dir"]
-
-
-def default_cache_dir() -> Path:
-    return state_root() / "datasets" / "cache"
 
 
 def load_dataset(cfg: DictConfig, cache_dir: Path | str | None = None, raw_root: Path | str | None = None) -> Dataset:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from benchmark import state_root
+from benchmark.paths import default_raw_root
 from benchmark.data.cache import CacheWriter
 from benchmark.data.errors import DataError
 from benchmark.data.schema import as_int32
@@ -35,7 +36,7 @@ def resolve_raw_dir(cfg: Any, raw_root: Path | str | None = None) -> tuple[Path,
     """
     raw_dir = cfg.get("raw_dir", None)
     if raw_dir is None:
-        base = Path(os.path.expanduser(str(raw_root))) if raw_root else state_root() / "datasets" / "raw"
+        base = Path(os.path.expanduser(str(raw_root))) if raw_root else default_raw_root()
         return base / str(cfg.name), True
     path = Path(os.path.expanduser(str(raw_dir)))
     if path.is_absolute():

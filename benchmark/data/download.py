@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from benchmark import state_root
+from benchmark.paths import default_raw_root
 from benchmark.data.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ SOURCES: dict[str, Source] = {
 
 
 def default_raw_dir(name: str) -> Path:
-    return state_root() / "datasets" / "raw" / name
+    return default_raw_root() / name
 
 
 def missing(name: str, raw_dir: Path, required: tuple[tuple[str, ...], ...] | None = None) -> list[str]:

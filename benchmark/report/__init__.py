@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmark import state_root
+from benchmark.paths import results_dir
 from benchmark.report.names import (  # noqa: F401 - re-exported: `from benchmark.report import DATASETS`
     ABLATION_LABELS, ABLATIONS, AMAZON, ARM_LABELS, CONTROL_ARMS, DATASET_ARGS, DATASET_LABELS, DATASETS, DIAGNOSTICS,
     EFFECT_CONTROLS, EFFECT_MODULE, EFFECT_VARIANTS, EFFECTS, ENCODER_LABELS, ENCODERS, INTERACTIONS, LEARNED_MARGIN,
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                         "lists when it exists), e.g. results/runs for the committed tables; with --tracking-uri too")
     parser.add_argument("--from-export", type=Path, metavar="DIR",
                         help="read the runs from an export folder (runs.csv, history.csv, gim_weights.csv) instead")
-    parser.add_argument("--out", type=Path, default=state_root() / "results",
+    parser.add_argument("--out", type=Path, default=results_dir(),
                         help="output folder (default results/ under the state root: the checkout, $MIAN_BENCH_HOME or .)")
     parser.add_argument("--export", type=Path, metavar="DIR",
                         help="where to write the export of the runs read (default <out>/export; not with "
