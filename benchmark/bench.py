@@ -32,8 +32,6 @@ import contextlib
 import io
 import math
 import os
-import platform
-import re
 import shlex
 import statistics
 import sys
@@ -41,7 +39,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +53,8 @@ from benchmark.config import validate_config
 from benchmark.data import load_dataset
 from benchmark.data.schema import Dataset, Schema
 from benchmark.io import atomic_write_text
+from benchmark.machine import machine_facts, machine_slug
 from benchmark.paths import results_dir
-from benchmark.tracking import git_commit
 from benchmark.trainer import Trainer, select_device, synchronize
 from benchmark.names import DEEPCTR_MODELS, NATIVE_MODELS
 from models import build_model
@@ -227,44 +224,6 @@ def max_relative_difference(a: list[float], b: list[float]) -> float:
 
 
 # ---- the machine and the report -------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine(device: torch.device) -> dict[str, str]:
-    info = {"cpu": f"{cpu_model()} ({os.cpu_count()} logical cores, torch uses {torch.get_num_threads()} threads)"}
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        info["gpu"] = f"{props.name} ({props.total_memory / 2**30:.0f} GiB)"
-    info.update({
-        "torch": torch.__version__ + (f", CUDA {torch.version.cuda}" if device.type == "cuda" else ""),
-        "deepctr_torch": _version("deepctr-torch"), "python": sys.version.split()[0],
-        "platform": platform.platform(), "git_commit": git_commit(),
-    })
-    return info
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def machine_slug(device: torch.device) -> str:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"cpu {cpu_model()} {torch.get_num_threads()}t"
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
 def load_average() -> str:
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -459,7 +418,7 @@ def main(argv: list[str] | None = None) -> tuple[Path, Path]:
         # an earlier measurement (perhaps a committed one of all models) must not be replaced by accident
         sys.exit(f"error: {' and '.join(existing)} already exist: pass --force to replace them, or --out another "
                  "folder")
-    info = machine(device)
+    info = machine_facts(device)
     meta = {
         "machine_slug": slug,
         "command": "python -m benchmark.bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),

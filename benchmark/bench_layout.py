@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmark.bench import compose_config, cpu_model, load_average, synthetic_rows, with_train_rows
+from benchmark.bench import compose_config, load_average, synthetic_rows, with_train_rows
+from benchmark.machine import cpu_model, machine_slug
 from benchmark.trainer import Trainer
 from models import build_model
 
@@ -90,8 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(header + lines) + "\n"
     print(text)
     if args.out:
-        from benchmark.bench import machine_slug
-
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / f"layout-step-{machine_slug(torch.device('cpu'))}.md"
         path.write_text(text)

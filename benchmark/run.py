@@ -22,9 +22,10 @@ from benchmark.config import schema as config_schema
 from benchmark.diagnostics import learned
 from benchmark.data import load_dataset
 from benchmark.interrupt import Interrupted, deferred, stop_on_signals
+from benchmark.machine import device_name, git_commit, python_version, torch_version
 from benchmark.tracking import RunLog, TrackingBacklog, TrackingError
 from benchmark.trainer import (
-    EpochCallback, NonFiniteLossError, Trainer, device_name, select_device, summarise_epoch_times,
+    EpochCallback, NonFiniteLossError, Trainer, select_device, summarise_epoch_times,
 )
 from models import build_model
 
@@ -208,8 +209,8 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
     seed = int(cfg.seed)
     tags = {
         "model": str(cfg.model.name), "dataset": str(cfg.dataset.name), "variant": variant_of(cfg),
-        "seed": str(seed), "git_commit": tracking.git_commit(), "device": device_name(device),
-        "torch_version": torch.__version__, "python_version": sys.version.split()[0],
+        "seed": str(seed), "git_commit": git_commit(), "device": device_name(device),
+        "torch_version": torch_version(), "python_version": python_version(),
     }
     tags["protocol"] = protocol_of(cfg)
     applied = OmegaConf.select(cfg, "tune.applied", default=None)

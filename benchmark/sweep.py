@@ -16,11 +16,9 @@ import atexit
 import math
 import json
 import os
-import platform
 import shlex
 import sys
 import time
-from importlib import metadata
 from typing import Any
 
 import mlflow
@@ -31,41 +29,11 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from benchmark.config import composition_error
-
-from benchmark.tracking import git_commit, owner_tags, prepare_experiment, resolve_tracking_uri
+from benchmark.machine import cpu_model, git_commit, package_versions
+from benchmark.tracking import owner_tags, prepare_experiment, resolve_tracking_uri
 
 PARENT_ENV = "BENCHMARK_PARENT_RUN_ID"
 CONFIG_ERROR_ENV = "BENCHMARK_CONFIG_ERROR"  # a job's refusal, carried in hydra.job.env_set (keep_invalid_jobs)
-PACKAGES = ("torch", "deepctr-torch", "mlflow", "hydra-core", "numpy", "pandas")
-
-
-def package_versions() -> str:
-    """'torch==2.13.0 deepctr-torch==0.3.0 ...' for the packages that decide the numbers."""
-    parts = []
-    for name in PACKAGES:
-        for distribution in (name, f"{name}-skinny"):  # mlflow-skinny: the logging client without the UI server
-            try:
-                parts.append(f"{distribution}=={metadata.version(distribution)}")
-                break
-            except metadata.PackageNotFoundError:
-                continue
-        else:
-            parts.append(f"{name}==absent")
-    return " ".join(parts)
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
 def benchmark_command(overrides: list[str], multirun: bool) -> str:
     """The shell command that repeats a job (or sweep) with these overrides."""
     return shlex.join(["python", "-m", "benchmark", *(["-m"] if multirun else []), *overrides])

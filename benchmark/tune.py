@@ -44,10 +44,10 @@ from omegaconf.errors import OmegaConfBaseException
 from benchmark import CONFIG_DIR
 from benchmark.config import ConfigError, validate_config
 from benchmark.io import file_lock
+from benchmark.machine import cpu_model, git_commit, package_versions
 from benchmark.names import MODELS
 from benchmark.paths import default_optuna_db
-from benchmark.sweep import cpu_model, package_versions
-from benchmark.tracking import TrackingError, git_commit, owner_tags, prepare_experiment, resolve_tracking_uri, sqlite_path
+from benchmark.tracking import TrackingError, owner_tags, prepare_experiment, resolve_tracking_uri, sqlite_path
 
 SPACE_DIR = CONFIG_DIR / "search"
 SHARED_SPACE = "shared"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -121,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         result["cache_entry_bytes"] = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file())
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    from benchmark.data.bench_preprocess import machine, machine_slug
+    from benchmark.machine import host_summary, machine_slug, package_version, python_version, short_commit
 
     result.update({
         "build_process_wall_s": round(wall, 1), "csv_bytes": (raw / "log.csv").stat().st_size,
-        "declaration": OVERRIDES, "machine": machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "load_average_1min_after": round(os.getloadavg()[0], 2), "python": platform.python_version(),
-        "pyarrow": _version("pyarrow"), "commit": _commit(),
+        "declaration": OVERRIDES, "machine": host_summary(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "load_average_1min_after": round(os.getloadavg()[0], 2), "python": python_version(),
+        "pyarrow": package_version("pyarrow"), "commit": short_commit(),
         "command": "python -m benchmark.data.bench_custom " + " ".join(argv if argv is not None else sys.argv[1:]),
     })
     print(json.dumps(result, indent=1))
@@ -138,20 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / f"{stem}.md").write_text(render(result))
         print(f"wrote {args.out / stem}.md/.json")
     return 0
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import version
-
-    return version(package)
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def render(r: dict[str, Any]) -> str:

@@ -21,7 +21,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -177,9 +176,11 @@ def main(argv: list[str] | None = None) -> int:
             result.update(_run_child("train-eval", args, raw, cache))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+    from benchmark.machine import host_summary, machine_slug, python_version, torch_version
+
     result.update({
-        "machine": machine(), "load_average_1min_after": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(), "torch": torch_version(), "raw_gz_bytes": sizes,
+        "machine": host_summary(), "load_average_1min_after": round(os.getloadavg()[0], 2),
+        "python": python_version(), "torch": torch_version(), "raw_gz_bytes": sizes,
         "command": "python -m benchmark.data.bench_preprocess " + " ".join(argv if argv is not None else sys.argv[1:]),
     })
     (workdir / "result.json").write_text(json.dumps(result, indent=1))
@@ -295,26 +296,6 @@ def layout_bytes_per_sample(dataset: Any) -> dict[str, float]:
     per_sample = sum(a.itemsize * (a.size // max(len(a), 1)) for a in dataset.splits["train"].values())
     sequences = sum(a.nbytes for a in dataset.sequences.values())
     return {"per_sample_arrays": per_sample, "sequences_per_sample": round(sequences / max(n_all, 1), 2)}
-
-
-def machine() -> str:
-    from benchmark.bench import cpu_model
-
-    return f"{cpu_model()}, {os.cpu_count()} CPUs, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
-
-
-def machine_slug() -> str:
-    import torch
-
-    from benchmark.bench import machine_slug as slug
-
-    return slug(torch.device("cpu"))
-
-
-def torch_version() -> str:
-    import torch
-
-    return torch.__version__
 
 
 def render(result: dict[str, Any]) -> str:
