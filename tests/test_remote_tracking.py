@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmark import PROJECT_ROOT, tracking
 from benchmark.run import run_job
-from benchmark.tracking import TrackingBacklog, TrackingError
+from benchmark.tracking import TrackingBacklog, TrackingError, runlog
 from benchmark.trainer import Trainer
 from conftest import TINY_SYNTHETIC, MlflowServer, free_port, mlflow_server
 
@@ -109,15 +109,15 @@ def test_the_run_log_holds_calls_while_the_server_does_not_answer_and_sends_them
     experiment_id = tracking.prepare_experiment(server, "run-log")
     run_id = client.create_run(experiment_id).info.run_id
     down = {"until": time.monotonic() + 1.5}
-    real_send = tracking._rest_send
+    real_send = runlog._rest_send
 
     def flaky(uri: str, run: str, op: dict) -> None:
         if time.monotonic() < down["until"]:
             raise mlflow.exceptions.MlflowException("API request failed: Connection refused")
         real_send(uri, run, op)
 
-    monkeypatch.setattr(tracking, "_rest_send", flaky)
-    monkeypatch.setattr(tracking, "RETRY_INTERVAL_S", 0.1)
+    monkeypatch.setattr(runlog, "_rest_send", flaky)  # where RunLog's sender looks them up
+    monkeypatch.setattr(runlog, "RETRY_INTERVAL_S", 0.1)
     log = tracking.RunLog(server, run_id, tmp_path / "pending")
     started = time.monotonic()
     for step in range(1, 6):
