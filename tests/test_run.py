@@ -180,7 +180,7 @@ def test_a_run_logs_its_dataset_and_with_log_model_a_model_that_the_readme_one_l
     assert len(dataset_input.dataset.digest) == 16
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
 
-    readme = (PROJECT_ROOT / "README.md").read_text()
+    readme = (PROJECT_ROOT / "docs" / "tracking.md").read_text()  # the README's reference page on MLflow
     (one_liner,) = re.findall(r"`(m = mlflow\.pytorch\.load_model\(.*?)`\.?\n", readme)
     mlflow.set_tracking_uri(tracking_uri)
     scope = {"mlflow": mlflow, "torch": torch, "run_id": run.info.run_id}
