@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from benchmark.report.names import (
-    DATASET_LABELS, DATASETS, ENCODER_LABELS, ENCODERS, INTERACTIONS, MODEL_LABELS, MODELS, ordered, present_in_order,
+    DATASET_LABELS, ENCODER_LABELS, ENCODERS, INTERACTIONS, MODEL_LABELS, MODELS, TABLE_DATASETS, ordered,
+    present_in_order,
 )
 from benchmark.report.runs import write_atomic
 from benchmark.report.verdict import forest_rows, verdict_of
@@ -48,7 +49,7 @@ def _curves(ctx: Context, mine: pd.DataFrame, out: Path, name: str, dataset: str
 
 def _by_dataset(records: pd.DataFrame, table: str) -> list[tuple[str, pd.DataFrame]]:
     runs = records[records["table"] == table]
-    pairs = [(dataset, runs[runs["dataset"] == dataset]) for dataset in ordered(list(runs["dataset"]), DATASETS)]
+    pairs = [(dataset, runs[runs["dataset"] == dataset]) for dataset in ordered(list(runs["dataset"]), TABLE_DATASETS)]
     return [(dataset, mine) for dataset, mine in pairs if not mine.empty]
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from benchmark.names import (  # noqa: F401 - the report reads them here
-    CONTROL_MODELS, DATASETS, EFFECTS, ENCODERS, MECHANISMS, MODELS, TABLE3_ABLATIONS,
+    CONTROL_MODELS, DATASETS, EFFECTS, ENCODERS, MECHANISMS, MODELS, TABLE3_ABLATIONS, TABLE_DATASETS,
 )
 
 MODEL_LABELS = {"lr": "LR", "wide_deep": "Wide&Deep", "dcn": "DCN", "deepfm": "DeepFM", "xdeepfm": "xDeepFM",

@@ -13,7 +13,7 @@ from scipy import stats
 
 from benchmark.report.figures import table2_figures, table4_figures, verdict_figures
 from benchmark.report.names import (
-    ABLATION_LABELS, ABLATIONS, AMAZON, ARM_LABELS, CONTROL_ARMS, DATASET_ARGS, DATASETS, DIAGNOSTICS,
+    ABLATION_LABELS, ABLATIONS, AMAZON, ARM_LABELS, CONTROL_ARMS, DATASET_ARGS, DIAGNOSTICS, TABLE_DATASETS,
     EFFECT_CONTROLS, EFFECT_MODULE, EFFECT_VARIANTS, EFFECTS, ENCODER_LABELS, ENCODERS, LEARNED_MARGIN, METRICS,
     MODEL_LABELS, MODELS, PAPER_DATASET, PAPER_ENCODER, ordered, present_in_order,
 )
@@ -459,7 +459,7 @@ def build_sections(ctx: Context, spec: TableSpec) -> Built:
     """Tables 2-4: one section per dataset and protocol, its rows from `spec.sections`, the tests of all of them
     one family."""
     used = spec.reads(ctx)
-    sections = [spec.sections(ctx, dataset, protocol) for dataset in ordered(list(used["dataset"]), DATASETS)
+    sections = [spec.sections(ctx, dataset, protocol) for dataset in ordered(list(used["dataset"]), TABLE_DATASETS)
                 for protocol in protocols_of(used[used["dataset"] == dataset])]
     adjust_family(sections)
     parts = []
@@ -476,7 +476,7 @@ def build_sections(ctx: Context, spec: TableSpec) -> Built:
 def build_efficiency(ctx: Context, spec: TableSpec) -> Built:
     used = spec.reads(ctx)
     parts = []
-    for dataset in ordered(list(used["dataset"]), DATASETS):
+    for dataset in ordered(list(used["dataset"]), TABLE_DATASETS):
         command = spec.command_for(dataset)
         parts.append(Part(efficiency_frame(ctx.records, ctx.paper_eff, dataset, command), dataset,
                           _data_text(used[used["dataset"] == dataset]), command))
@@ -511,7 +511,7 @@ def build_readings(ctx: Context, spec: TableSpec) -> Built | None:
         return None
     records = ctx.records
     parts, behind = [], []
-    for dataset in ordered(list(used["dataset"]), DATASETS):
+    for dataset in ordered(list(used["dataset"]), TABLE_DATASETS):
         frame = readings_frame(records, dataset)
         if frame.empty:
             continue
