@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.report.names import ARM_LABELS, EFFECT_MODULE, MECHANISMS, ordered, present_in_order
-from benchmark.report.render import md_table
+from benchmark.report.render import Part, controls_markdown, effects_markdown, md_table
 from benchmark.report.stats import mean_std, welch
 
 # The control built for each form (models/controls.py) and the thresholds of the gate, registered in
@@ -33,13 +33,23 @@ CALIBRATED_ARMS = ("lr", "fm", "max_sim", "product_attn", "tensor_fact", "deepfm
 MIAN_FULL = "mian_additive"  # the literal MIAN, which the ablations remove a module from
 
 
+def arm_of(record: pd.Series) -> str:
+    """The conf/arm/ name of an effects run: the baseline's name, `mian_<ablation>`, or `mian_<IBIM reading>`."""
+    if record["model"] != "mian":
+        return str(record["model"])
+    if record["variant"] != "full":
+        return f"mian_{record['variant']}"
+    readings = dict(part.split("=", 1) for part in str(record["reading"]).split())
+    if readings.get("readout") == "product":
+        return "mian_product"
+    return f"mian_{readings.get('ibim_score', 'additive')}"
+
+
 def calibrated(records: pd.DataFrame) -> pd.DataFrame:
     """The effects runs on the calibrated data, with their arm and lift captured."""
     runs = records[(records["table"] == "effects") & (records["dataset"] == "calibrated")].copy()
     if runs.empty:
         return runs
-    from benchmark.report.tables import arm_of
-
     runs["arm"] = [arm_of(r) for _, r in runs.iterrows()]
     runs["lift"] = (runs["test_auc"] - runs["knockout_auc"]) / (runs["oracle_auc"] - runs["knockout_auc"])
     return runs
@@ -200,3 +210,16 @@ def mechanisms_markdown(gates: pd.DataFrame, lifts: pd.DataFrame, data: str) -> 
         "the module meant for the effect (**bold**: IBIM for the sequence, IUIM for user x item, ICIM for context x "
         "item); for an ablation, against the literal MIAN; Welch's two-sided p. †k/n: k of the n runs did not learn "
         "(benchmark/diagnostics.py).", ""])
+
+
+def effects_head(parts: list[Part]) -> str:
+    """The verdict in words at the top of effects.md: each calibrated cell's gate, then the first generator's
+    controls."""
+    return "".join(gate_markdown(p.extra["gates"]) + "\n" if "gates" in p.extra
+                   else controls_markdown(p.extra["controls"])[0] + "\n" for p in parts)
+
+
+def effects_template(part: Part) -> str:
+    if "gates" in part.extra:
+        return mechanisms_markdown(part.extra["gates"], part.frame, part.data)
+    return effects_markdown(part.frame, part.data) + "\n" + controls_markdown(part.extra["controls"])[1]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import shlex
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -16,7 +16,7 @@ from benchmark.report.names import (
 from benchmark.report.stats import ALPHA, POWER
 
 if TYPE_CHECKING:
-    from benchmark.report.tables import Built, Part, Section, TableSpec
+    from benchmark.report.tables import Section, TableSpec
 
 
 def not_learned_suffix(k: int, n: int) -> str:
@@ -56,6 +56,28 @@ def md_table(header: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
     return "\n".join(lines)
+
+
+@dataclass
+class Part:
+    """One section of a table: its rows and columns (`frame`, its lines of the CSV) and what its template needs
+    beside them."""
+    frame: pd.DataFrame | None
+    dataset: str = ""
+    data: str = ""  # the data its runs trained on, in words
+    command: str = ""  # how to run it, shown when it was not run here
+    section: Section | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Built:
+    """A table built: its sections, the records behind it (its provenance), its family of tests (significance.csv,
+    Holm-corrected together) and any further CSV files (name -> frame)."""
+    parts: list[Part]
+    used: pd.DataFrame
+    tests: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def section_markdown(section: Section, frame: pd.DataFrame, command: str, data: str) -> str:
@@ -318,23 +340,6 @@ def section_template(part: Part) -> str:
 
 def efficiency_template(part: Part) -> str:
     return efficiency_markdown(part.frame, part.dataset, part.command, part.data)
-
-
-def effects_head(parts: list[Part]) -> str:
-    """The verdict in words at the top of effects.md: each calibrated cell's gate, then the first generator's
-    controls."""
-    from benchmark.report.mechanisms import gate_markdown
-
-    return "".join(gate_markdown(p.extra["gates"]) + "\n" if "gates" in p.extra
-                   else controls_markdown(p.extra["controls"])[0] + "\n" for p in parts)
-
-
-def effects_template(part: Part) -> str:
-    if "gates" in part.extra:
-        from benchmark.report.mechanisms import mechanisms_markdown
-
-        return mechanisms_markdown(part.extra["gates"], part.frame, part.data)
-    return effects_markdown(part.frame, part.data) + "\n" + controls_markdown(part.extra["controls"])[1]
 
 
 def readings_template(part: Part) -> str:

@@ -18,9 +18,9 @@ from benchmark.report.names import (
     MODEL_LABELS, MODELS, PAPER_DATASET, PAPER_ENCODER, ordered, present_in_order,
 )
 from benchmark.report.render import (
-    Provenance, effects_head, effects_template, efficiency_template, readings_template, section_template,
+    Built, Part, Provenance, efficiency_template, readings_template, section_template,
 )
-from benchmark.report.mechanisms import gate_frame, lift_frame
+from benchmark.report.mechanisms import arm_of, effects_head, effects_template, gate_frame, lift_frame
 from benchmark.report.runs import RunData
 from benchmark.report.stats import bootstrap_interval, holm, mean_std, pooled_std, seeds_needed, welch
 from benchmark.report.tuning import build_tuning, tuning_figures, tuning_template
@@ -267,18 +267,6 @@ def effects_frame(records: pd.DataFrame) -> pd.DataFrame:
                                        "logloss_mean", "oracle_auc", "diff_vs_full", "t", "p", "not_learned_runs"])
 
 
-def arm_of(record: pd.Series) -> str:
-    """The conf/arm/ name of an effects run: the baseline's name, `mian_<ablation>`, or `mian_<IBIM reading>`."""
-    if record["model"] != "mian":
-        return str(record["model"])
-    if record["variant"] != "full":
-        return f"mian_{record['variant']}"
-    readings = dict(part.split("=", 1) for part in str(record["reading"]).split())
-    if readings.get("readout") == "product":
-        return "mian_product"
-    return f"mian_{readings.get('ibim_score', 'additive')}"
-
-
 def controls_frame(records: pd.DataFrame) -> pd.DataFrame:
     """One row per (planted effect, arm) of the effects experiment: test AUC, its gap to the oracle, whether it
     learned the effect (within LEARNED_MARGIN of the oracle), and for MIAN's readings the change against the
@@ -407,28 +395,6 @@ class Context:
         """The records of experiment `name` (of one model when given)."""
         mine = self.records[self.records["table"] == name]
         return mine if model is None else mine[mine["model"] == model]
-
-
-@dataclass
-class Part:
-    """One section of a table: its rows and columns (`frame`, its lines of the CSV) and what its template needs
-    beside them."""
-    frame: pd.DataFrame | None
-    dataset: str = ""
-    data: str = ""  # the data its runs trained on, in words
-    command: str = ""  # how to run it, shown when it was not run here
-    section: Section | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Built:
-    """A table built: its sections, the records behind it (its provenance), its family of tests (significance.csv,
-    Holm-corrected together) and any further CSV files (name -> frame)."""
-    parts: list[Part]
-    used: pd.DataFrame
-    tests: list[dict[str, Any]] = field(default_factory=list)
-    files: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 
 from benchmark.report.names import DATASET_LABELS, DATASETS, MODEL_LABELS, ordered
-from benchmark.report.render import fmt, md_table
+from benchmark.report.render import Built, Part, fmt, md_table
 from benchmark.report.runs import write_atomic
 from benchmark.report.stats import mean_std
 
 if TYPE_CHECKING:
     from benchmark.report.render import Provenance
-    from benchmark.report.tables import Built, Context, Part, TableSpec
+    from benchmark.report.tables import Context, TableSpec
 
 TRIAL_TAGS = ("tune_study", "tune_trial", "tune_arm", "tune_trials", "tune_max_epochs", "tune_pruner", "tune_state")
 
@@ -127,8 +127,6 @@ def tuning_figure(trials: pd.DataFrame, arms: pd.DataFrame, dataset: str, proven
 
 
 def build_tuning(ctx: Context, spec: TableSpec) -> Built | None:
-    from benchmark.report.tables import Built, Part
-
     trials = trials_frame(ctx.data.runs)
     if trials.empty:
         return None
