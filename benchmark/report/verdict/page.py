@@ -94,7 +94,7 @@ def answer(verdict: Verdict) -> str:
     idle = sorted({c.dataset for c in primary} - {c.dataset for c in tested}, key=list(verdict.primary.datasets).index)
     lines = [f"**Does MIAN reproduce?** Of the {len(primary)} pre-registered primary cells (claim x real dataset, "
              f"conf/verdict/primary.yaml), {len(tested)} have runs: {tally}; "
-             + (f"{len(primary) - len(tested)} are not tested (no runs on "
+             + (f"{len(primary) - len(tested)} are not tested (no runs that pass the validity gate on "
                 f"{', '.join(dataset_label(d) for d in idle)})." if idle else "every one is tested.")]
     found = [f"{c.claim} on {dataset_label(c.dataset)} {c.outcome} ({signed(c.shown.effect)} against the paper's "
              f"{signed(c.shown.paper)}{', ' + c.shown.label if len(c.parts) > 1 else ''})"
