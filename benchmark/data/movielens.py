@@ -17,7 +17,7 @@ import logging
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from benchmark.data.errors import BadLines, DataError
 from benchmark.data.schema import Dataset, Field, Schema
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PIPELINE_VERSION = 1  # bump whenever the produced arrays change for the same config and raw files
 FULL_ML1M = {"users": 6_040, "items": 3_706, "ratings": 1_000_209}
@@ -58,9 +59,14 @@ class MovieLensOptions:
 
     @classmethod
     def from_cfg(cls, cfg: Any, ratings_file: str) -> "MovieLensOptions":
-        """From a dataset config composed over its schema (a job's, or benchmark.config.group_config's)."""
-        options = {f.name: cfg[f.name] for f in fields(cls) if f.name != "ratings_file"}
-        return cls(**{**options, "ratings_file": ratings_file, "encoding": check_encoding(options["encoding"])})
+        return options_from_cfg(cls, cfg, ratings_file)
+
+
+def options_from_cfg(cls: type[T], cfg: Any, ratings_file: str) -> T:
+    """A MovieLens task's options (every field of `cls` but the ratings file's name, which the raw folder decides)
+    from a dataset config composed over its schema (a job's, or benchmark.config.group_config's)."""
+    options = {f.name: cfg[f.name] for f in fields(cls) if f.name != "ratings_file"}
+    return cls(**{**options, "ratings_file": ratings_file, "encoding": check_encoding(options["encoding"])})
 
 
 def load(cfg: Any, cache_dir: Path, raw_root: Path | str | None = None) -> Dataset:

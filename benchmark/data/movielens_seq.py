@@ -17,18 +17,18 @@ sample asks whether the candidate is the next one. This loader builds that task 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmark.data.cache import CacheWriter, load_or_build
-from benchmark.data.common import check_encoding, format_table, resolve_raw_dir, user_positions, write_next_item
+from benchmark.data.common import format_table, resolve_raw_dir, user_positions, write_next_item
 from benchmark.data.download import ensure_raw_files
 from benchmark.data.errors import DataError
-from benchmark.data.movielens import (CONTEXT_SCHEMA, FULL_ML1M, context_fields, item_schema, profile_schema,
-                                      read_ratings, subset_name)
+from benchmark.data.movielens import (CONTEXT_SCHEMA, FULL_ML1M, context_fields, item_schema, options_from_cfg,
+                                      profile_schema, read_ratings, subset_name)
 from benchmark.data.schema import Dataset, Schema
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,7 @@ class MovieLensSeqOptions:
 
     @classmethod
     def from_cfg(cls, cfg: Any, ratings_file: str) -> "MovieLensSeqOptions":
-        options = {f.name: cfg[f.name] for f in fields(cls) if f.name != "ratings_file"}
-        return cls(**{**options, "ratings_file": ratings_file, "encoding": check_encoding(options["encoding"])})
+        return options_from_cfg(cls, cfg, ratings_file)
 
 
 def load(cfg: Any, cache_dir: Path, raw_root: Path | str | None = None) -> Dataset:
