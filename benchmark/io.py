@@ -7,10 +7,12 @@ interrupted removes its temporary file and leaves the target untouched.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 try:
     import fcntl
@@ -67,3 +69,11 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_result_files(out: Path, stem: str, result: dict[str, Any], markdown: str) -> None:
+    """A benchmark script's result as <out>/<stem>.json and <stem>.md (the scale benchmarks under results/scale)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(markdown)
+    print(f"wrote {out / stem}.md/.json")

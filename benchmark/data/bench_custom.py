@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     from benchmark.machine import host_summary, machine_slug, package_version, python_version, short_commit
+    from benchmark.io import write_result_files
 
     result.update({
         "build_process_wall_s": round(wall, 1), "csv_bytes": (raw / "log.csv").stat().st_size,
@@ -131,11 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     })
     print(json.dumps(result, indent=1))
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        stem = f"custom-{args.rows // 1_000_000}m-{machine_slug()}"
-        (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
-        (args.out / f"{stem}.md").write_text(render(result))
-        print(f"wrote {args.out / stem}.md/.json")
+        write_result_files(args.out, f"custom-{args.rows // 1_000_000}m-{machine_slug()}", result, render(result))
     return 0
 
 

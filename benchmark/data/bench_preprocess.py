@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     from benchmark.machine import host_summary, machine_slug, python_version, torch_version
+    from benchmark.io import write_result_files
 
     result.update({
         "machine": host_summary(), "load_average_1min_after": round(os.getloadavg()[0], 2),
@@ -186,11 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     (workdir / "result.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        stem = f"{args.dataset}-{machine_slug()}"
-        (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
-        (args.out / f"{stem}.md").write_text(render(result))
-        print(f"wrote {args.out / stem}.md/.json")
+        write_result_files(args.out, f"{args.dataset}-{machine_slug()}", result, render(result))
     return 0
 
 
