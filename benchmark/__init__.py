@@ -1,7 +1,7 @@
-"""MIAN benchmark suite: one protocol, one trainer, MLflow tracking, Hydra sweeps."""
-from benchmark.paths import CONFIG_DIR, PACKAGE_DIR, PAPER_DIR, PROJECT_ROOT, SOURCE_CHECKOUT, state_root
-from benchmark.config.schema import register_configs
+"""MIAN benchmark suite: one protocol, one trainer, MLflow tracking, Hydra sweeps.
 
-register_configs()  # conf/ starts from these schemas: any compose after `import benchmark` finds them
+Importing the package loads nothing but its paths: the config schema registers itself with Hydra when
+benchmark.config (or benchmark.config.schema) is imported, which every entry point that composes a config does."""
+from benchmark.paths import CONFIG_DIR, PACKAGE_DIR, PAPER_DIR, PROJECT_ROOT, SOURCE_CHECKOUT, state_root
 
 __all__ = ["CONFIG_DIR", "PACKAGE_DIR", "PAPER_DIR", "PROJECT_ROOT", "SOURCE_CHECKOUT", "state_root"]

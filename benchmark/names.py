@@ -1,32 +1,24 @@
-"""Every name list of the suite, defined once: the config schema validates against these, the models dispatch on
-them and the report orders its tables by them. A test checks that the lists naming conf/ options (ablations,
+"""Every name list of the suite in one place: the config schema validates against these, and the report orders
+its tables by them. The models and MIAN's options are declared with the models (models/registry.py,
+models/options.py) and named here too. A test checks that the lists naming conf/ options (ablations,
 protocols, experiments, ...) match the files there."""
 from __future__ import annotations
 
-# Models, in the tables' order (paper Table 2).
-DEEPCTR_MODELS = ("lr", "wide_deep", "dcn", "deepfm", "xdeepfm", "din", "dien")
-NATIVE_MODELS = ("mian",)
+from models import registry
+# MIAN's readings of what the paper leaves open and its ablations (conf/ablation/) are MIAN's own options.
+from models.options import (  # noqa: F401 - named here with every other list
+    ABLATIONS, E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, POSITIONALS, READOUTS, SCORE_READINGS,
+    TABLE3_ABLATIONS,
+)
+
+# Models, in the tables' order (paper Table 2): the registry's (models/registry.py), where each is declared once.
+DEEPCTR_MODELS = registry.names("deepctr")
+NATIVE_MODELS = registry.names("native")
 MODELS = (*DEEPCTR_MODELS, *NATIVE_MODELS)
 # The calibrated effects benchmark's controls (models/controls.py): small models of the suite's own, each built
 # for one form of planted effect; not rows of the paper's tables.
-CONTROL_MODELS = ("fm", "max_sim", "product_attn", "tensor_fact")
-ALL_MODELS = (*MODELS, *CONTROL_MODELS)  # every model=<name> option (conf/model/)
-
-# MIAN's readings of what the paper leaves open (models/mian.py, docs/mian.md).
-ENCODERS = ("pre_ln", "post_ln", "none")
-POSITIONALS = ("learned", "learned_recent", "none")
-GIM_COMBINES = ("concat", "project")
-E_B_POOLS = ("mean", "sum")
-SCORE_READINGS = ("additive", "per_position", "bahdanau", "bilinear", "din")
-FIELD_SCORE_READINGS = tuple(r for r in SCORE_READINGS if r != "per_position")  # per_position needs ordered keys
-# What an interaction module hands on (Eq. 6/9/11/13): concat, the paper read literally, or concat plus the
-# element-wise product of the candidate and what it attends to (docs/mian.md, "The readout").
-READOUTS = ("concat", "product")
-
-# MIAN's ablations (conf/ablation/), in the order of the paper's Table 3; the strict reading of w/o IUIM & ICIM
-# last (it is not a row of the paper's table).
-ABLATIONS = ("full", "no_iuim", "no_icim", "no_ibim", "no_gim", "no_iuim_icim", "no_iuim_icim_strict")
-TABLE3_ABLATIONS = ABLATIONS[:-1]
+CONTROL_MODELS = registry.names("control")
+ALL_MODELS = tuple(registry.REGISTRY)  # every model=<name> option (conf/model/)
 
 # Datasets (conf/dataset/) and the loaders that build them (benchmark/data/<loader>.py).
 # The paper's datasets and their stand-ins: every table of the report has a section for each, run or not (the

@@ -32,7 +32,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from benchmark.data.schema import Field, Schema
-from benchmark.names import CONTROL_MODELS
+from models.registry import names
 
 
 def _tables(fields: tuple[Field, ...], dim: int) -> nn.ModuleList:
@@ -195,9 +195,15 @@ class TensorFact(Control):
 
 CONTROLS: dict[str, type[Control]] = {"fm": FM, "max_sim": MaxSim, "product_attn": ProductAttn,
                                       "tensor_fact": TensorFact}
-assert tuple(CONTROLS) == CONTROL_MODELS
+assert tuple(CONTROLS) == names("control"), "models/registry.py and CONTROLS list different controls"
 
 
 def build_control(model_cfg: DictConfig, schema: Schema) -> Control:
     return CONTROLS[str(model_cfg.name)](schema, int(model_cfg.embedding_dim), float(model_cfg.init_std),
                                          bool(model_cfg.id_embeddings))
+
+
+def build(model_cfg: DictConfig, ablation_cfg: DictConfig | None, schema: Schema, seed: int,
+          device: torch.device) -> Control:
+    """The registry's builder (models/registry.py); the seed is set by the caller."""
+    return build_control(model_cfg, schema).to(device)

@@ -65,21 +65,22 @@ _skip_version_check()
 from deepctr_torch.inputs import DenseFeat, SparseFeat, VarLenSparseFeat  # noqa: E402
 from deepctr_torch.layers import CIN, DNN, LocalActivationUnit  # noqa: E402
 from deepctr_torch.layers.activation import Dice  # noqa: E402
-from deepctr_torch.models import DCN, DIEN, DIN, WDL, DeepFM, xDeepFM  # noqa: E402
+from deepctr_torch.models import DIEN, xDeepFM  # noqa: E402
 from deepctr_torch.models.basemodel import BaseModel, Linear  # noqa: E402
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from benchmark.config.schema import MODEL_SCHEMAS
+import deepctr_torch.models as library_models  # noqa: E402
 from benchmark.data.schema import Field, Schema
-from benchmark.names import DEEPCTR_MODELS
+from models.registry import REGISTRY, spec
+from models.spec import Library
 
 FLOAT32_EXACT_IDS = 2**24  # float32 represents every integer in [0, 2^24]; ids are refused from 2^24 on
 HIST_LEN = "hist_len"
 
-# Each baseline's options: the fields of its schema (benchmark/config/schema.py), defined there once.
-MODEL_OPTIONS: dict[str, set[str]] = {name: {f.name for f in dataclasses.fields(schema)} - {"name"}
-                                      for name, schema in MODEL_SCHEMAS.items() if name in DEEPCTR_MODELS}
+# Each baseline's options: the fields of its options class (its registry entry, models/baselines.py).
+MODEL_OPTIONS: dict[str, set[str]] = {name: {f.name for f in dataclasses.fields(s.options)} - {"name"}
+                                      for name, s in REGISTRY.items() if s.library is not None}
 
 
 # ---- schema -> feature columns ------------------------------------------------------------------------------
@@ -296,22 +297,6 @@ class _LogitLayer(nn.Module):
         return x + self.bias
 
 
-class _WDL(_CapturableInputs, WDL):
-    pass
-
-
-class _DCN(_CapturableInputs, DCN):
-    pass
-
-
-class _DeepFM(_CapturableInputs, DeepFM):
-    pass
-
-
-class _DIN(_CapturableInputs, DIN):
-    pass
-
-
 def fix_xdeepfm_cin(net: xDeepFM, num_fields: int, layer_size: tuple[int, ...], activation: str, split_half: bool,
                     device: str) -> None:
     """Rebuild xDeepFM's CIN for `num_fields` fields: the library counts embedding tables instead, which is
@@ -391,6 +376,10 @@ class _DIEN(_CapturableInputs, DIEN):
         return out * has_history
 
 
+# The library classes whose capturable subclass is more than the inputs mixin; the others get one made on demand.
+_CAPTURABLE: dict[type[BaseModel], type[BaseModel]] = {xDeepFM: _XDeepFM, DIEN: _DIEN}
+
+
 # ---- the wrapper the trainer sees ---------------------------------------------------------------------------
 class DeepCTRModel(nn.Module):
     """A DeepCTR-Torch model behind this project's contract: forward(batch) -> logits [B], extra_loss()."""
@@ -424,58 +413,56 @@ class DeepCTRModel(nn.Module):
 
 
 # ---- construction ---------------------------------------------------------------------------------------------
+def option_names(name: str) -> set[str]:
+    """The options of baseline `name`: the fields of its options class (its registry entry), but `name`."""
+    return {f.name for f in dataclasses.fields(spec(name).options)} - {"name"}
+
+
 def model_options(model_cfg: DictConfig) -> tuple[str, dict[str, Any]]:
     """(name, options) from a model config, checking that exactly the model's options are present."""
     options: dict[str, Any] = OmegaConf.to_container(model_cfg, resolve=True)  # type: ignore[assignment]
     name = str(options.pop("name"))
-    if name not in MODEL_OPTIONS:
-        raise ValueError(f"model.name={name!r} is not a DeepCTR-Torch baseline; known: {sorted(MODEL_OPTIONS)}")
-    missing = sorted(MODEL_OPTIONS[name] - options.keys())
-    unknown = sorted(options.keys() - MODEL_OPTIONS[name])
+    _library_of(name)
+    expected = option_names(name)
+    missing = sorted(expected - options.keys())
+    unknown = sorted(options.keys() - expected)
     if missing or unknown:
         raise ValueError(
             f"model={name}: options missing {missing} / unknown {unknown}; expected exactly "
-            f"{sorted(MODEL_OPTIONS[name])} (the schema of model={name}: benchmark/config/schema.py)"
+            f"{sorted(expected)} (its options class: models/baselines.py)"
         )
     return name, options
+
+
+def _library_of(name: str) -> Library:
+    library = spec(name).library
+    if library is None:
+        known = sorted(n for n, s in REGISTRY.items() if s.library is not None)
+        raise ValueError(f"model.name={name!r} is not a DeepCTR-Torch baseline; known: {known}")
+    return library
+
+
+def capturable_class(library_cls: type[BaseModel]) -> type[BaseModel]:
+    """The library class with this module's capturable inputs (and, for xDeepFM and DIEN, their fixes)."""
+    if library_cls not in _CAPTURABLE:
+        _CAPTURABLE[library_cls] = type(f"_{library_cls.__name__}", (_CapturableInputs, library_cls), {})
+    return _CAPTURABLE[library_cls]
 
 
 def _library_arguments(
     name: str, o: dict[str, Any], layout: FeatureLayout, seed: int, device: str
 ) -> tuple[type[BaseModel], type[BaseModel], tuple, dict[str, Any]]:
-    """(library class, capturable subclass, positional args, keyword args) for one baseline."""
-    columns = layout.columns()
+    """(library class, capturable subclass, positional args, keyword args) for one baseline: the common keyword
+    arguments, then its registry entry's (models/baselines.py)."""
+    library = _library_of(name)
     common: dict[str, Any] = {"init_std": float(o["init_std"]), "seed": seed, "device": device,
                               "l2_reg_embedding": 0.0, "task": "binary"}
-    if name != "lr":
+    if "dnn_hidden_units" in o:
         common.update(dnn_hidden_units=tuple(o["dnn_hidden_units"]), dnn_dropout=float(o["dropout"]),
                       dnn_activation=str(o["dnn_activation"]), l2_reg_dnn=0.0)
-    if name == "lr":
-        return WDL, _WDL, (columns, []), {**common, "dnn_hidden_units": (), "l2_reg_linear": 0.0, "l2_reg_dnn": 0.0}
-    if name == "wide_deep":
-        return WDL, _WDL, (columns, columns), {**common, "dnn_use_bn": bool(o["dnn_use_bn"]), "l2_reg_linear": 0.0}
-    if name == "dcn":
-        linear = columns if o["use_linear"] else []
-        return DCN, _DCN, (linear, columns), {
-            **common, "dnn_use_bn": bool(o["dnn_use_bn"]), "l2_reg_linear": 0.0, "l2_reg_cross": 0.0,
-            "cross_num": int(o["cross_num"]), "cross_parameterization": str(o["cross_parameterization"])}
-    if name == "deepfm":
-        return DeepFM, _DeepFM, (columns, columns), {**common, "dnn_use_bn": bool(o["dnn_use_bn"]),
-                                                      "l2_reg_linear": 0.0, "use_fm": True}
-    if name == "xdeepfm":
-        return xDeepFM, _XDeepFM, (columns, columns), {
-            **common, "dnn_use_bn": bool(o["dnn_use_bn"]), "l2_reg_linear": 0.0, "l2_reg_cin": 0.0,
-            "cin_layer_size": tuple(o["cin_layer_size"]), "cin_split_half": bool(o["cin_split_half"]),
-            "cin_activation": str(o["cin_activation"])}
-    attention = {"att_activation": str(o["att_activation"]),
-                 "att_weight_normalization": bool(o["att_weight_normalization"])}
-    if name == "din":
-        return DIN, _DIN, (columns, layout.item_names), {
-            **common, **attention, "dnn_use_bn": bool(o["dnn_use_bn"]), "att_hidden_size": tuple(o["att_hidden_size"])}
-    # dien
-    return DIEN, _DIEN, (columns, layout.item_names), {
-        **common, **attention, "use_bn": bool(o["dnn_use_bn"]), "att_hidden_units": tuple(o["att_hidden_size"]),
-        "gru_type": str(o["gru_type"]), "use_negsampling": bool(o["use_negsampling"]), "alpha": float(o["alpha"])}
+    args, kwargs = library.arguments(o, layout.columns(), layout.item_names)
+    library_cls = getattr(library_models, library.cls)
+    return library_cls, capturable_class(library_cls), args, {**common, **kwargs}
 
 
 @contextmanager
@@ -490,7 +477,7 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
 
 
 def _layout_for(name: str, options: dict[str, Any], schema: Schema) -> FeatureLayout:
-    neg_hist = name == "dien" and bool(options["use_negsampling"])
+    neg_hist = _library_of(name).neg_hist(options)
     return feature_layout(schema, int(options["embedding_dim"]), neg_hist=neg_hist)
 
 
@@ -503,7 +490,7 @@ def build_library_net(model_cfg: DictConfig, schema: Schema, device: torch.devic
     library_cls, _, args, kwargs = _library_arguments(name, options, _layout_for(name, options, schema), 0, device)
     with _seeded(0, torch.device(device)):
         net = library_cls(*args, **kwargs)
-    if name == "xdeepfm":
+    if library_cls is xDeepFM:
         fields = [c for c in args[1] if isinstance(c, (SparseFeat, VarLenSparseFeat))]
         fix_xdeepfm_cin(net, len(fields), kwargs["cin_layer_size"], kwargs["cin_activation"],
                         kwargs["cin_split_half"], device)
@@ -533,3 +520,9 @@ def build_deepctr_model(model_cfg: DictConfig, schema: Schema, seed: int, device
     net.out = _LogitLayer(net.out.bias)
     net.regularization_weight = []  # the trainer's L2 is the only regularisation
     return DeepCTRModel(name, net, input_plan(net.feature_index, layout.sources)).to(device)
+
+
+def build(model_cfg: DictConfig, ablation_cfg: DictConfig | None, schema: Schema, seed: int,
+          device: torch.device) -> DeepCTRModel:
+    """The registry's builder (models/registry.py) for every DeepCTR-Torch baseline."""
+    return build_deepctr_model(model_cfg, schema, seed, device)

@@ -38,11 +38,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from benchmark.config import schema as config_schema
 from benchmark.data.schema import Schema
+from models import options as model_options
 # Readings of the attention score (docs/mian.md); `per_position` needs ordered keys, so IBIM only.
-from benchmark.names import (E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, POSITIONALS, READOUTS,
-                             SCORE_READINGS)
+from models.options import (E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, POSITIONALS, READOUTS,
+                            SCORE_READINGS)
 
 
 def _config_fields() -> list[tuple[str, Any, Any]]:
@@ -50,7 +50,7 @@ def _config_fields() -> list[tuple[str, Any, Any]]:
     built at all; `field_inputs=False`, ablation no_iuim_icim_strict, keeps e_u and e_c out of GIM), each with its
     schema's default. `embedding_dim` comes first and has none: it is the config's root value."""
     fields: list[tuple[str, Any, Any]] = [("embedding_dim", int, dataclasses.field())]
-    for schema in (config_schema.MIAN, config_schema.Ablation):
+    for schema in (model_options.MIAN, model_options.Ablation):
         for f in dataclasses.fields(schema):
             if f.name in ("name", "embedding_dim"):
                 continue
@@ -65,13 +65,13 @@ def _from_config(cls: type, model_cfg: DictConfig, ablation_cfg: DictConfig | No
     options.pop("name")
     options["mlp_dims"] = tuple(options["mlp_dims"])
     if ablation_cfg is not None:
-        options.update({f.name: bool(ablation_cfg[f.name]) for f in dataclasses.fields(config_schema.Ablation)
+        options.update({f.name: bool(ablation_cfg[f.name]) for f in dataclasses.fields(model_options.Ablation)
                         if f.name != "name"})
     return cls(**options)
 
 
 # What MIAN is built from. Its fields, defaults and allowed values are those of the schemas of model=mian and of
-# the ablations (benchmark/config/schema.py: MIAN, Ablation), so they are defined once.
+# the ablations (models/options.py: MIAN, Ablation), so they are defined once.
 MIANConfig = dataclasses.make_dataclass("MIANConfig", _config_fields(), frozen=True,
                                         namespace={"from_config": classmethod(_from_config)})
 MIANConfig.__module__ = __name__
@@ -405,3 +405,9 @@ class MIAN(nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         return self.explain(batch)["logits"]
+
+
+def build(model_cfg: DictConfig, ablation_cfg: DictConfig | None, schema: Schema, seed: int,
+          device: torch.device) -> MIAN:
+    """The registry's builder (models/registry.py); the seed is set by the caller."""
+    return MIAN(schema, MIANConfig.from_config(model_cfg, ablation_cfg)).to(device)

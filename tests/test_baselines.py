@@ -17,11 +17,12 @@ from torch.utils._pytree import tree_leaves
 
 from benchmark.config import group_config
 from benchmark.data.schema import Field, Schema
-from models import DEEPCTR_MODELS, build_model
+from benchmark.names import DEEPCTR_MODELS
+from models import build_model
 from models.deepctr_adapter import build_deepctr_model, build_library_net, check_float32_ids
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINES = ("lr", "wide_deep", "dcn", "deepfm", "xdeepfm", "din", "dien")
+BASELINES = DEEPCTR_MODELS  # every DeepCTR-Torch baseline of the registry (models/baselines.py)
 T = 5
 SCHEMA = Schema(
     item_fields=(Field("item_id", 50), Field("cate_id", 7)),

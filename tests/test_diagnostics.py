@@ -12,6 +12,7 @@ from torch import nn
 from benchmark.data import load_dataset
 from benchmark.data.schema import Schema
 from benchmark.diagnostics import base_rate_entropy, diagnose, learned, prediction_mlp
+from benchmark.names import DEEPCTR_MODELS
 from benchmark.run import protocol_of, run_job
 from benchmark.trainer import Trainer, regularised_parameters
 from models import build_model
@@ -120,7 +121,7 @@ def test_the_protocol_tag_names_each_knob_set_apart_from_the_protocol(compose_cf
 
 
 # ------------------------------------------------------------------------------------------ the library protocol
-@pytest.mark.parametrize("name", ["lr", "wide_deep", "dcn", "deepfm", "xdeepfm", "din", "dien"])
+@pytest.mark.parametrize("name", DEEPCTR_MODELS)
 def test_library_protocol_gives_each_baseline_the_librarys_settings(compose_cfg, name: str) -> None:
     from benchmark.config import validate_config
 

@@ -39,7 +39,7 @@ from models import build_model
 SCALE = int(os.environ.get("FUZZ_CASES", "1"))
 CONF = PROJECT_ROOT / "conf"
 
-# Invalid override values for each kind of check, keyed by a pattern of its message (benchmark/config/checks.py).
+# Invalid override values for each kind of check, keyed by a pattern of its message (benchmark/checks.py).
 INVALID_BY_MESSAGE: list[tuple[str, Callable[[re.Match], list[str]]]] = [
     (r"integer >= (-?\d+)", lambda m: [str(int(m[1]) - 1), f"{int(m[1]) + 1}.5", "abc", "null", "true", "[1]",
                                        "nan", "''", "1e3"]),

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import CONFIG_DIR
+from models import registry
 from benchmark.config.schema import (
     DATASET_SCHEMAS, MODEL_SCHEMAS, Ablation, ConfigError, Dataset, Model, Paths, Root, Trainer, checked_fields, refuse,
     register_configs,
@@ -136,6 +137,21 @@ def _check_across_keys(cfg: DictConfig) -> None:
         raise ConfigError(
             f"ablation={cfg.ablation.name} applies to model=mian only, not model={cfg.model.name}: drop the ablation override"
         )
+    _check_library_settings(cfg)
+
+
+def _check_library_settings(cfg: DictConfig) -> None:
+    """protocol=library trains each DeepCTR-Torch baseline at the library's own settings, which its file
+    conf/protocol_model/library_<model>.yaml holds; Hydra's `optional` default would quietly train a baseline
+    without one at the shared settings under the tag `library`."""
+    name = str(cfg.model.name)
+    if cfg.get("protocol_name") != "library" or registry.spec(name).family != "deepctr":
+        return
+    settings = CONF_DIR / "protocol_model" / f"library_{name}.yaml"
+    if not settings.is_file():
+        raise ConfigError(f"protocol=library has no settings for model={name}: add conf/protocol_model/"
+                          f"library_{name}.yaml with DeepCTR-Torch's defaults for it (docs/baselines.md, \"The "
+                          "library protocol\", lists the other baselines' values and their sources)")
 
 
 def composition_error(error: BaseException) -> ConfigError | None:

@@ -2,7 +2,7 @@
 its check (`option(default, check)`). They are registered in Hydra's ConfigStore under `schema/`
 (`register_configs`), and each YAML file under conf/ names its schema first in its defaults list, so Hydra checks
 the types as it composes and the YAML files hold only what differs from the schema. Keys typed `Any` keep a strict
-check of their kind instead (benchmark/config/checks.py says why). Checks across keys sit beside their schema
+check of their kind instead (benchmark/checks.py says why). Checks across keys sit beside their schema
 (`check_across`); benchmark/config/__init__.py runs every check before any data is loaded. Models and datasets
 read their options from the validated config: no default lives anywhere else.
 
@@ -16,27 +16,21 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import II, MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-from benchmark.config.checks import (
-    ACTIVATION, ANY_NUMBER, ATTENTION_ACTIVATION, BETAS, BOOL, CHECK, DEVICE, ENCODING, FRACTION, ON_OFF_AUTO,
-    OPEN_FRACTION, OPTIONAL_TEXT, RESUME, TEXT, TRACKING_URI, Check, choice, int_list, integer, number, option,
-    optional,
+from benchmark.checks import (
+    ANY_NUMBER, BETAS, BOOL, CHECK, DEVICE, ENCODING, FRACTION, ON_OFF_AUTO, OPEN_FRACTION, OPTIONAL_TEXT, RESUME,
+    TEXT, TRACKING_URI, Check, ConfigError, choice, integer, number, option, optional, refuse,
 )
-from benchmark.config.checks import COUNT_MAP, NAME_MAP, OPTIONAL_NUMBER, name_list, name_subset
+from benchmark.checks import COUNT_MAP, NAME_MAP, OPTIONAL_NUMBER, name_list, name_subset
 from benchmark.names import (
-    ABLATIONS, AMP_MODES, E_B_POOLS, ENCODERS, FIELD_SCORE_READINGS, GIM_COMBINES, L2_SCOPES, LOADERS, MODELS,
-    POSITIONALS, READOUTS, SCORE_READINGS, TUNE_PRUNERS, WEIGHT_DECAYS,
+    AMP_MODES, FIELD_FORMS, L2_SCOPES, LOADERS, MODELS, SEQUENCE_FORMS, TUNE_PRUNERS, WEIGHT_DECAYS,
 )
-from benchmark.names import ALL_MODELS, FIELD_FORMS, SEQUENCE_FORMS
-
-
-class ConfigError(ValueError):
-    """An invalid config value; the message names the key and what is allowed."""
-
-
-def refuse(key: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"{key}={value!r} is invalid: {allowed}")
+# The models' options live with the models (models/options.py, models/baselines.py); they are the schemas of
+# model=<name> and ablation=<name>, and are named here too for the config layer and the tests.
+from models.baselines import DCN, DIEN, DIN, LR, WideDeep, DeepFM, XDeepFM  # noqa: F401
+from models.options import FM, MIAN, Ablation, Control, MaxSim, Model, ProductAttn, TensorFact  # noqa: F401
+from models.registry import REGISTRY
 
 
 # ---------------------------------------------------------------------------------------------- root
@@ -123,173 +117,9 @@ class Paths:
     multirun: Any = option(MISSING, TEXT)
 
 
-@dataclass
-class Ablation:
-    """MIAN's ablations (paper Table 3): which interaction modules are built. Only valid with model=mian."""
-
-    name: str = option("full", choice(*ABLATIONS))
-    ibim: Any = option(True, BOOL)
-    iuim: Any = option(True, BOOL)
-    icim: Any = option(True, BOOL)
-    gim: Any = option(True, BOOL)
-    field_inputs: Any = option(True, BOOL)           # e_u and e_c enter GIM as inputs of their own
-
-
 # ---------------------------------------------------------------------------------------------- models
-@dataclass
-class Model:
-    """What every model has (`name` is the model=<name> option; choices and library defaults: docs/baselines.md)."""
-
-    NAME: ClassVar[str] = ""
-    name: str = option(MISSING, choice(*ALL_MODELS))
-    embedding_dim: int = option(II("embedding_dim"), integer(1))
-    dropout: float = option(0.2, number(0.0, 1.0, high_open=True))
-    init_std: float = option(0.02, number(0.0, low_open=True))   # DeepCTR-Torch's default is 1e-4
-
-
-@dataclass
-class LR(Model):
-    """DeepCTR-Torch WDL with no DNN (its linear part alone); its weights live in the linear part, whose init
-    std stays the library's 1e-4, and `dropout` is accepted (every model has it) but unused."""
-
-    NAME: ClassVar[str] = "lr"
-    dropout: float = option(0.0, number(0.0, 1.0, high_open=True))
-
-
-@dataclass
-class DNNModel(Model):
-    dnn_hidden_units: List[int] = option([32, 8], int_list(1))   # the paper's MLP for every model
-    dnn_activation: str = option("relu", ACTIVATION)
-    dnn_use_bn: Any = option(False, BOOL)
-
-
-@dataclass
-class WideDeep(DNNModel):
-    """DeepCTR-Torch WDL; the wide part is linear over the raw fields (no cross-product transforms)."""
-
-    NAME: ClassVar[str] = "wide_deep"
-
-
-@dataclass
-class DCN(DNNModel):
-    NAME: ClassVar[str] = "dcn"
-    cross_num: int = option(2, integer(1))             # library default
-    cross_parameterization: str = option("vector", choice("vector", "matrix"))  # vector: DCN (v1); matrix: DCN-M
-    use_linear: Any = option(False, BOOL)              # the DCN paper has no linear logit; the library adds one
-
-
-@dataclass
-class DeepFM(DNNModel):
-    NAME: ClassVar[str] = "deepfm"
-
-
-@dataclass
-class XDeepFM(DNNModel):
-    """The CIN is sized by fields, not by embedding tables (the library's count breaks with shared tables)."""
-
-    NAME: ClassVar[str] = "xdeepfm"
-    cin_layer_size: List[int] = option([256, 128], int_list(1))  # library default
-    cin_split_half: Any = option(True, BOOL)                     # library default
-    cin_activation: str = option("relu", ACTIVATION)  # the paper's identity (linear) stalls under the shared L2
-
-    @staticmethod
-    def check_across(node: DictConfig) -> None:
-        if node.cin_split_half and any(size % 2 for size in node.cin_layer_size[:-1]):
-            raise ConfigError(f"model.cin_layer_size={list(node.cin_layer_size)} is invalid: with "
-                              "model.cin_split_half=true every size but the last must be even")
-
-
-@dataclass
-class AttentionModel(DNNModel):
-    att_hidden_size: List[int] = option([64, 16], int_list(1))   # library default
-    att_activation: str = option("relu", ATTENTION_ACTIVATION)
-    att_weight_normalization: Any = option(True, BOOL)           # softmax over the behaviours
-
-
-@dataclass
-class DIN(AttentionModel):
-    """DeepCTR-Torch DIN, attention over the behaviour sequence (all item fields)."""
-
-    NAME: ClassVar[str] = "din"
-    att_activation: str = option("Dice", ATTENTION_ACTIVATION)   # library default (DIN's data-adaptive activation)
-    att_weight_normalization: Any = option(False, BOOL)          # library default, as the DIN paper (no softmax)
-
-
-@dataclass
-class DIEN(AttentionModel):
-    """DeepCTR-Torch DIEN with AUGRU and the auxiliary loss on the data layer's negative behaviours (neg_hist)."""
-
-    NAME: ClassVar[str] = "dien"
-    gru_type: str = option("AUGRU", choice("GRU", "AIGRU", "AGRU", "AUGRU"))  # the DIEN paper's; library: GRU
-    use_negsampling: Any = option(True, BOOL)          # auxiliary loss on negative behaviours, as in the paper
-    alpha: float = option(1.0, number(0.0))            # auxiliary loss weight (the trainer adds alpha * aux loss)
-
-
-@dataclass
-class MIAN(Model):
-    """Native MIAN (models/mian.py). Paper: 8 heads, MLP 32-8, dropout 0.2, truncated-normal init std 0.02."""
-
-    NAME: ClassVar[str] = "mian"
-    encoder: str = option("pre_ln", choice(*ENCODERS))  # pre_ln (MIAN) | post_ln (original Transformer) | none
-    num_heads: int = option(8, integer(1))
-    ffn_dim: int = option(64, integer(1))
-    positional: str = option("learned", choice(*POSITIONALS))  # learned: from the oldest | learned_recent | none
-    ibim_score: str = option("additive", choice(*SCORE_READINGS))  # Eq. 8's score; additive: the paper literally
-    field_score: str = option("additive", choice(*FIELD_SCORE_READINGS, note=(
-        " (per_position applies to IBIM only: model.ibim_score=per_position)")))  # Eq. 10/13's score
-    score_dim: int = option(32, integer(1))             # hidden width of the bahdanau and din scores
-    readout: str = option("concat", choice(*READOUTS))  # concat: R = [e_i ; pooled] (literal) | product: + e_i * pooled
-    e_b_pool: str = option("mean", choice(*E_B_POOLS))  # e_b as GIM sees it: masked mean | sum (as DIN/DIEN)
-    gim_combine: str = option("concat", choice(*GIM_COMBINES))  # concat: scale and concatenate | project and sum
-    gim_dim: int = option(32, integer(1))               # only used by gim_combine=project
-    mlp_dims: List[int] = option([32, 8], int_list(1))
-
-
-@dataclass
-class Control(Model):
-    """A control of the calibrated effects benchmark (models/controls.py): LR plus one mechanism. Its weights
-    start at `init_std`; `dropout` is accepted (every model has it) but unused."""
-
-    dropout: float = option(0.0, number(0.0, 1.0, high_open=True))
-    id_embeddings: Any = option(True, BOOL)  # the mechanism reads the item id too | only its attributes (category)
-
-
-@dataclass
-class FM(Control):
-    """LR + the FM pairs through the candidate, <e_candidate, e_f> for every other field f (the history
-    mean-pooled): `share`, `bilinear`."""
-
-    NAME: ClassVar[str] = "fm"
-    id_embeddings: Any = option(False, BOOL)  # id pairs memorise each item's samples at tier S (models/controls.py)
-
-
-@dataclass
-class MaxSim(Control):
-    """LR + w * max_t <e_candidate, e_h_t>: the `max` sequence form."""
-
-    NAME: ClassVar[str] = "max_sim"
-
-
-@dataclass
-class ProductAttn(Control):
-    """LR + w . (e_candidate * sum_t softmax_t(<P e_candidate, e_h_t>) e_h_t): `softmax` (and `share`)."""
-
-    NAME: ClassVar[str] = "product_attn"
-
-
-@dataclass
-class TensorFact(Control):
-    """LR + sum over pairs of user (context) fields of <e_j * e_k, e_candidate>: the `threeway` form."""
-
-    NAME: ClassVar[str] = "tensor_fact"
-    id_embeddings: Any = option(False, BOOL)
-    # a product of three embeddings moves with the square of their scale: from 0.02 it did not converge in the
-    # shared protocol's 10 epochs (still rising at the last), from 0.1 it does
-    init_std: float = option(0.1, number(0.0, low_open=True))
-
-
-MODEL_SCHEMAS: dict[str, type[Model]] = {s.NAME: s for s in (LR, WideDeep, DCN, DeepFM, XDeepFM, DIN, DIEN, MIAN,
-                                                              FM, MaxSim, ProductAttn, TensorFact)}
+# Each model's options are its own (models/options.py, models/baselines.py); the registry lists them.
+MODEL_SCHEMAS: dict[str, type[Model]] = {name: s.options for name, s in REGISTRY.items()}
 
 
 # ---------------------------------------------------------------------------------------------- datasets
@@ -602,6 +432,9 @@ def register_configs() -> None:
     `schema/trainer`, `schema/paths`, `schema/ablation`, `schema/model/<model>` and `schema/dataset/<loader>`.
     A YAML file names its schema first in its defaults list, e.g. `- /schema/model/mian@_here_`."""
     store = ConfigStore.instance()
+    # `${models:}`: the registry's models but the controls, comma-separated in the tables' order, for the sweeps
+    # of every model (conf/experiment/table2.yaml, efficiency.yaml): a registered baseline joins them by itself
+    OmegaConf.register_new_resolver("models", lambda: ",".join(MODELS), replace=True)
     store.store(group="schema", name="config", node=Root)
     store.store(group="schema", name="trainer", node=Trainer)
     store.store(group="schema", name="paths", node=Paths)
@@ -625,3 +458,6 @@ def checked_fields(schema: type, prefix: str = "") -> tuple[tuple[str, Check], .
         elif CHECK in f.metadata:
             out.append((f"{prefix}{f.name}", f.metadata[CHECK]))
     return tuple(out)
+
+
+register_configs()  # conf/ starts from these schemas: any compose after importing benchmark.config finds them

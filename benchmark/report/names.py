@@ -4,9 +4,13 @@ from __future__ import annotations
 from benchmark.names import (  # noqa: F401 - the report reads them here
     CONTROL_MODELS, DATASETS, EFFECTS, ENCODERS, MECHANISMS, MODELS, TABLE3_ABLATIONS, TABLE_DATASETS,
 )
+from models import registry
 
-MODEL_LABELS = {"lr": "LR", "wide_deep": "Wide&Deep", "dcn": "DCN", "deepfm": "DeepFM", "xdeepfm": "xDeepFM",
-                "din": "DIN", "dien": "DIEN", "mian": "MIAN"}
+MODEL_LABELS = {m: registry.spec(m).label for m in MODELS}
+# The paper's baselines (C1's), and C6's two sides: the sequential ones (DIN, DIEN) and the others.
+PAPER_BASELINES = registry.names("deepctr", paper=True)
+SEQUENTIAL = registry.names("deepctr", paper=True, sequential=True)
+NON_SEQUENTIAL = registry.names("deepctr", paper=True, sequential=False)
 ABLATIONS = TABLE3_ABLATIONS
 ABLATION_LABELS = {"full": "MIAN", "no_iuim": "w/o IUIM", "no_icim": "w/o ICIM", "no_ibim": "w/o IBIM",
                    "no_gim": "w/o GIM", "no_iuim_icim": "w/o IUIM & ICIM"}
@@ -42,12 +46,12 @@ DIAGNOSTICS = ("diag_train_loss_ratio", "diag_mlp_alive_units", "diag_ibim_entro
 # The arms of experiment=effects (conf/arm/) in the controls table's order, and what each is.
 CONTROL_ARMS = ("din", "dien", "deepfm", "xdeepfm", "mian_additive", "mian_per_position", "mian_bahdanau",
                 "mian_bilinear", "mian_din")
-ARM_LABELS = {**{m: MODEL_LABELS[m] for m in MODELS}, "mian_additive": "MIAN additive (literal)",
+ARM_LABELS = {**{m: MODEL_LABELS[m] for m in MODELS}, **{m: registry.spec(m).label for m in CONTROL_MODELS},
+              "mian_additive": "MIAN additive (literal)",
               "mian_per_position": "MIAN per_position", "mian_bahdanau": "MIAN bahdanau",
               "mian_bilinear": "MIAN bilinear", "mian_din": "MIAN din",
-              # the calibrated benchmark's arms (conf/arm/): its controls, the product readout, the ablations
-              "fm": "FM", "max_sim": "max-similarity", "product_attn": "product attention",
-              "tensor_fact": "tensor factorisation", "mian_product": "MIAN product readout",
+              # the calibrated benchmark's other arms (conf/arm/): the product readout, the ablations
+              "mian_product": "MIAN product readout",
               "mian_no_ibim": "MIAN w/o IBIM", "mian_no_iuim": "MIAN w/o IUIM", "mian_no_icim": "MIAN w/o ICIM"}
 # The positive controls the effects experiment runs for each planted effect (conf/experiment/effects.yaml).
 EFFECT_CONTROLS = {"sequence": ("din", "dien", "deepfm"), "user": ("deepfm", "xdeepfm"),

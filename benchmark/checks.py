@@ -1,7 +1,10 @@
 """The value checks a schema field carries (`option(default, check)`), each with the sentence that says what is
 allowed. Hydra checks a field's type when it composes the config; these add what a type cannot say: ranges,
 choices, formats. Keys whose type OmegaConf would coerce (it turns 0 or 'true' into a bool and 123 into '123')
-are typed `Any` in the schema and keep a strict check of their kind here instead."""
+are typed `Any` in the schema and keep a strict check of their kind here instead.
+
+A module of its own, outside benchmark.config, because the models' option classes (models/options.py,
+models/baselines.py) use it, and the config schema in turn reads those classes: importing it loads no schema."""
 from __future__ import annotations
 
 import codecs
@@ -18,12 +21,25 @@ from omegaconf import DictConfig, ListConfig
 CHECK = "check"  # the dataclass field metadata key
 
 
+class ConfigError(ValueError):
+    """An invalid config value; the message names the key and what is allowed."""
+
+
+def refuse(key: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"{key}={value!r} is invalid: {allowed}")
+
+
 @dataclass(frozen=True)
 class Check:
-    """`ok(value)` says whether a value is allowed; `allowed` says what is, e.g. 'must be an integer >= 1'."""
+    """`ok(value)` says whether a value is allowed; `allowed` says what is, e.g. 'must be an integer >= 1' (or a
+    function giving that sentence, for a list known only once the model registry is assembled)."""
 
     ok: Callable[[Any], bool]
-    allowed: str
+    says: str | Callable[[], str]
+
+    @property
+    def allowed(self) -> str:
+        return self.says() if callable(self.says) else self.says
 
     def passes(self, value: Any) -> bool:
         try:
@@ -76,6 +92,11 @@ def choice(*options: str, case_sensitive: bool = True, note: str = "") -> Check:
         return v in options if case_sensitive else v.lower() in {o.lower() for o in options}
 
     return Check(ok, f"must be one of {', '.join(options)}{note}")
+
+
+def late_choice(options: Callable[[], tuple[str, ...]]) -> Check:
+    """`choice` over names known only later (the registered models: models/registry.py)."""
+    return Check(lambda v: isinstance(v, str) and v in options(), lambda: f"must be one of {', '.join(options())}")
 
 
 def int_list(min_len: int = 1) -> Check:
