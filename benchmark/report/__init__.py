@@ -30,10 +30,9 @@ from benchmark.report.names import (  # noqa: F401 - re-exported: `from benchmar
     EFFECT_CONTROLS, EFFECT_MODULE, EFFECT_VARIANTS, EFFECTS, ENCODER_LABELS, ENCODERS, INTERACTIONS, LEARNED_MARGIN,
     METRICS, MODEL_LABELS, MODELS, PAPER_DATASET, PAPER_DATASET_LABELS, PAPER_ENCODER, ordered, present_in_order,
 )
+from benchmark.report.provenance import Provenance, provenance  # noqa: F401 - re-exported
 from benchmark.report.render import (  # noqa: F401 - re-exported
-    Provenance, controls_markdown, csv_text, effects_markdown, efficiency_markdown, fmt, fmt_interval, fmt_p,
-    fmt_p_holm, md_table, power_line, provenance, readings_markdown, section_markdown, significance_csv,
-    table_csv, table_markdown,
+    controls_markdown, effects_markdown, efficiency_markdown, readings_markdown,
 )
 from benchmark.report.runs import (  # noqa: F401 - re-exported
     EXPERIMENTS, PAPER_DIR, RunData, gim_long, job_records, left_out_message, merge, read_export, read_mlflow,
@@ -42,9 +41,15 @@ from benchmark.report.runs import (  # noqa: F401 - re-exported
 from benchmark.report.stats import (  # noqa: F401 - re-exported
     ALPHA, POWER, Comparison, bootstrap_interval, holm, mean_std, pooled_std, seeds_needed, welch, welch_interval,
 )
+from benchmark.report.sections import power_line, section_frame, section_markdown  # noqa: F401 - re-exported
+from benchmark.report.significance import significance_csv, tests_frame  # noqa: F401 - re-exported
+from benchmark.report.spec import Context, TableSpec, table_csv, table_markdown  # noqa: F401 - re-exported
 from benchmark.report.tables import (  # noqa: F401 - re-exported
-    TABLES, Context, TableSpec, controls_frame, effects_frame, efficiency_frame, readings_frame, section_frame,
-    table2_section, table3_section, table4_section, tests_frame,
+    TABLES, controls_frame, effects_frame, efficiency_frame, readings_frame, table2_section, table3_section,
+    table4_section,
+)
+from benchmark.report.text import (  # noqa: F401 - re-exported
+    csv_text, fmt, fmt_interval, fmt_p, fmt_p_holm, md_table,
 )
 
 

@@ -15,8 +15,8 @@ from benchmark.report.runs import write_atomic
 from benchmark.report.verdict import forest_rows, verdict_of
 
 if TYPE_CHECKING:
-    from benchmark.report.render import Provenance
-    from benchmark.report.tables import Context
+    from benchmark.report.provenance import Provenance
+    from benchmark.report.spec import Context
 
 
 def gim_share_note(gim: pd.DataFrame, run_ids: list[str]) -> str:

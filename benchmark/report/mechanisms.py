@@ -18,7 +18,9 @@ from typing import Any
 import pandas as pd
 
 from benchmark.report.names import ARM_LABELS, EFFECT_MODULE, MECHANISMS, ordered, present_in_order
-from benchmark.report.render import Part, controls_markdown, effects_markdown, md_table
+from benchmark.report.render import controls_markdown, effects_markdown
+from benchmark.report.spec import Part
+from benchmark.report.text import md_table
 from benchmark.report.stats import mean_std, welch
 
 # The control built for each form (models/controls.py) and the thresholds of the gate, registered in

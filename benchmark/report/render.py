@@ -3,209 +3,14 @@ names (data, machine, packages, commits, commands)."""
 from __future__ import annotations
 
 import math
-import shlex
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from benchmark.report.names import (
-    ABLATION_LABELS, AMAZON, DATASET_LABELS, EFFECT_VARIANTS, ENCODER_LABELS, LEARNED_MARGIN, METRICS, MODEL_LABELS,
-    PAPER_DATASET, PAPER_DATASET_LABELS,
+    ABLATION_LABELS, DATASET_LABELS, EFFECT_VARIANTS, ENCODER_LABELS, LEARNED_MARGIN, MODEL_LABELS,
 )
-from benchmark.report.stats import ALPHA, POWER
-
-if TYPE_CHECKING:
-    from benchmark.report.tables import Section, TableSpec
-
-
-def not_learned_suffix(k: int, n: int) -> str:
-    """' †k/n' when k of the n runs behind a cell ended at the base-rate entropy (not learned), else ''."""
-    return f" †{int(k)}/{int(n)}" if k else ""
-
-
-def not_learned_mark(runs: pd.DataFrame) -> str:
-    return not_learned_suffix(int((runs["learned"] == "false").sum()), len(runs))
-
-
-NOT_LEARNED_NOTE = ("†k/n: k of the cell's n runs did not learn: their final training loss is within 0.5% of "
-                    "the base-rate entropy of the training labels (benchmark/diagnostics.py).")
-
-
-def fmt(mean: float, std: float, digits: int = 4) -> str:
-    if math.isnan(mean):
-        return "–"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if not math.isnan(std) else f"{mean:.{digits}f} ± n/a"
-
-
-def fmt_p(p: float) -> str:
-    return "n/a" if math.isnan(p) else (f"{p:.2g}" if p >= 1e-4 else "<1e-4")
-
-
-def fmt_p_holm(p: float, p_holm: float) -> str:
-    """'0.0077 (Holm 0.046)': the raw p and, when there is one, its Holm-adjusted value."""
-    return fmt_p(p) + ("" if math.isnan(p) or math.isnan(p_holm) else f" (Holm {fmt_p(p_holm)})")
-
-
-def fmt_interval(low: float, high: float, digits: int = 4) -> str:
-    """' [low, high]' (with its leading space), '' when there is no interval."""
-    return "" if math.isnan(low) else f" [{low:.{digits}f}, {high:.{digits}f}]"
-
-
-def md_table(header: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    return "\n".join(lines)
-
-
-@dataclass
-class Part:
-    """One section of a table: its rows and columns (`frame`, its lines of the CSV) and what its template needs
-    beside them."""
-    frame: pd.DataFrame | None
-    dataset: str = ""
-    data: str = ""  # the data its runs trained on, in words
-    command: str = ""  # how to run it, shown when it was not run here
-    section: Section | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Built:
-    """A table built: its sections, the records behind it (its provenance), its family of tests (significance.csv,
-    Holm-corrected together) and any further CSV files (name -> frame)."""
-    parts: list[Part]
-    used: pd.DataFrame
-    tests: list[dict[str, Any]] = field(default_factory=list)
-    files: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-
-def section_markdown(section: Section, frame: pd.DataFrame, command: str, data: str) -> str:
-    title = DATASET_LABELS.get(section.dataset, section.dataset)
-    if section.protocol != "shared":
-        title += f", protocol `{section.protocol}`"
-    parts = [f"## {title}", ""]
-    paper_dataset = PAPER_DATASET.get(section.dataset)
-    has_paper = any(r.paper for r in section.rows)
-    if section.measured:
-        parts.append(f"Data: {data}.")
-    else:
-        why = (" (the Amazon files were not available on the machine that produced these results)"
-               if section.dataset in AMAZON else "")
-        parts.append(f"**Not run here**{why}. To run it: `{command}`, then `python -m benchmark.report`.")
-    if has_paper:
-        label = PAPER_DATASET_LABELS.get(section.dataset) or PAPER_DATASET_LABELS[paper_dataset]
-        parts.append(f"Paper column: {label}.")
-    else:
-        parts.append("The paper reports no number for this table on this dataset.")
-    parts.append("")
-    header = ["", "runs", "AUC", "Logloss", "gAUC", "paper AUC", "paper Logloss"]
-    compare = next((r for r in section.rows if r.key == section.compare_to), None)
-    if compare is not None:
-        header.append(f"p (AUC) vs {compare.label}")
-    body = []
-    for row, (_, rec) in zip(section.rows, frame.iterrows()):
-        cells = [row.label + (f" ({row.source})" if row.source and len(row.runs) else ""), str(rec["runs"])]
-        for metric, _, _ in METRICS:
-            text = fmt(rec[f"{metric}_mean"], rec[f"{metric}_std"]) if rec["runs"] else "not run"
-            text += fmt_interval(rec[f"{metric}_ci_low"], rec[f"{metric}_ci_high"]) if rec["runs"] else ""
-            cells.append((f"**{text}**" if rec[f"best_{metric}"] else text)
-                         + (not_learned_mark(row.runs) if metric == "test_auc" else ""))
-        for key in ("auc", "logloss"):
-            value = rec[f"paper_{key}"]
-            text = "–" if math.isnan(value) else f"{value:.4f}"
-            cells.append(f"**{text}**" if rec[f"paper_best_{key}"] else text)
-        if compare is not None:
-            cells.append("" if row is compare else fmt_p_holm(rec[f"p_auc_vs_{compare.key}"],
-                                                                rec[f"p_holm_auc_vs_{compare.key}"]))
-        body.append(cells)
-    parts.append(md_table(header, body))
-    parts.append("")
-    parts.append("Cells: mean ± standard deviation over seeds (sample std) [95% bootstrap interval of the mean], "
-                 "`runs` finished runs; **bold**: best in the column (ours and the paper's separately). p: Welch's "
-                 "two-sided t-test, with Holm's adjustment over this table's tests (every dataset and protocol) in "
-                 "parentheses."
-                 + (f" {NOT_LEARNED_NOTE}" if frame["not_learned_runs"].sum() else ""))
-    names = {"test_auc": "AUC", "test_logloss": "Logloss"}
-    for test in section.tests:
-        if section.compare_to and not test["b"].endswith("(baseline)") and test["metric"] == "test_auc":
-            continue  # already in the p column
-        verdict = (f"Welch's t {test['t']:.2f}, p {fmt_p_holm(test['p'], test['p_holm'])}"
-                   if not math.isnan(test["p"]) else "not testable (Welch's test needs 2 runs or more on each side)")
-        parts.append(f"- {test['a']} vs {test['b']}, test {names[test['metric']]}: {test['mean_a']:.4f} vs "
-                     f"{test['mean_b']:.4f} (difference {test['diff']:+.4f}), {verdict}; runs {test['n_a']} vs "
-                     f"{test['n_b']}.")
-    parts += [f"- {note}" for note in section.notes]
-    power = power_line(section)
-    if power:
-        parts.append(f"- {power}")
-    return "\n".join(parts) + "\n"
-
-
-def power_line(section: Section) -> str:
-    """Seeds per arm each comparison needs to detect the paper's gap at our spread ('' without comparisons)."""
-    if not section.tests:
-        return ""
-    names = {"test_auc": "AUC", "test_logloss": "Logloss"}
-    head = (f"Seeds per arm to detect the paper's gap at our spread (two-sided two-sample t-test, α {ALPHA:g}, "
-            f"power {POWER:g}, exact via the noncentral t; sd: the two arms' pooled std): ")
-    if all(math.isnan(t["paper_diff"]) for t in section.tests):
-        return head + "none to compute, the paper reports no number for these rows on this dataset."
-    items = []
-    for test in section.tests:
-        name = f"{test['a']} vs {test['b']} {names[test['metric']]}"
-        if math.isnan(test["paper_diff"]):
-            items.append(f"{name}: no paper gap")
-        elif math.isnan(test["seeds_needed"]):
-            items.append(f"{name}: paper gap {abs(test['paper_diff']):.4f}, "
-                         + ("no gap to detect" if test["paper_diff"] == 0 else "no spread (needs 2 runs a side)"))
-        else:
-            items.append(f"{name}: paper gap {abs(test['paper_diff']):.4f}, sd {test['sd_pooled']:.4f} → "
-                         f"{int(test['seeds_needed'])}")
-    return head + "; ".join(items) + "."
-
-
-@dataclass
-class Provenance:
-    data: str
-    machine: str
-    packages: str
-    commits: str
-    commands: list[str]
-    report: str
-
-    def lines(self) -> list[tuple[str, str]]:
-        return [("Data", self.data), ("Machine", self.machine), ("Packages", self.packages),
-                ("Git commit", self.commits), ("Produced by", " ; ".join(self.commands) or "no runs"),
-                ("Report", self.report)]
-
-    def markdown(self) -> str:
-        return "\n".join(f"- **{k}**: {v}" for k, v in self.lines()) + "\n"
-
-    def csv_comment(self) -> str:
-        return "".join(f"# {k}: {v}\n" for k, v in self.lines())
-
-    def short(self) -> list[str]:
-        return [f"{k}: {v}" for k, v in self.lines()]
-
-
-def provenance(records: pd.DataFrame, runs: pd.DataFrame, source: str, report_command: str,
-               older: int = 0) -> Provenance:
-    """Where these records' numbers come from: data, machine, packages, commits and the exact commands (each
-    sweep's command from its parent run, else each run's own)."""
-    join = lambda values: " ; ".join(sorted(set(v for v in values if v))) or "–"  # noqa: E731
-    parent_commands = runs.set_index("run_id")["tags.command"] if "tags.command" in runs.columns else pd.Series()
-    commands = []
-    for parent, command, row in zip(records["parent"], records["command"], records.itertuples()):
-        text = parent_commands.get(parent, "") if parent else ""
-        text = text or command or shlex.join(["python", "-m", "benchmark", f"experiment={row.table}",
-                                              f"dataset={row.dataset}", f"model={row.model}", f"seed={int(row.seed)}"])
-        if f"`{text}`" not in commands:
-            commands.append(f"`{text}`")
-    report = f"`{report_command}` from the {source} ({len(records)} runs"
-    report += f"; {older} older runs of the same cell and seed left out)" if older else ")"
-    return Provenance(join(records["data"]), join(records["machine"]), join(records["packages"]),
-                      join(records["git_commit"]), commands, report)
+from benchmark.report.spec import Part
+from benchmark.report.text import NOT_LEARNED_NOTE, fmt, fmt_p, md_table, not_learned_suffix
 
 
 def effects_markdown(frame: pd.DataFrame, data: str) -> str:
@@ -334,8 +139,6 @@ def efficiency_markdown(frame: pd.DataFrame, dataset: str, command: str, data: s
 
 
 # ------------------------------------------------------------------------------- the templates and the files
-def section_template(part: Part) -> str:
-    return section_markdown(part.section, part.frame, part.command, part.data)
 
 
 def efficiency_template(part: Part) -> str:
@@ -346,28 +149,3 @@ def readings_template(part: Part) -> str:
     return readings_markdown(part.frame, part.dataset, part.data)
 
 
-SIGNIFICANCE_NOTE = (
-    "# Welch's t-test (scipy.stats.ttest_ind, equal_var=False) over seeds, two-sided\n"
-    "# p_holm: p adjusted with Holm's step-down method over the family of the table's tests (every dataset and "
-    "protocol of table2, of table3, of table4)\n"
-    "# paper_diff: the paper's a - b on the metric; sd_pooled: the two arms' pooled sample std here; seeds_needed: "
-    f"seeds per arm for a two-sided two-sample t-test at alpha {ALPHA:g} to detect paper_diff with power "
-    f"{POWER:g} at sd_pooled (exact, noncentral t)\n")
-
-
-def csv_text(frame: pd.DataFrame, header: str) -> str:
-    return header + frame.to_csv(index=False, lineterminator="\n", float_format="%.6g")
-
-
-def table_markdown(spec: TableSpec, built: Built, prov: Provenance) -> str:
-    return (f"# {spec.title}\n\n{spec.head(built.parts)}{prov.markdown()}\n"
-            + "\n".join(spec.template(part) for part in built.parts))
-
-
-def table_csv(built: Built, prov: Provenance) -> str:
-    return csv_text(pd.concat([p.frame for p in built.parts if p.frame is not None], ignore_index=True),
-                    prov.csv_comment())
-
-
-def significance_csv(tests: pd.DataFrame, prov: Provenance) -> str:
-    return csv_text(tests, prov.csv_comment() + SIGNIFICANCE_NOTE)

@@ -135,3 +135,12 @@ def detectable_effect(sd: float, n_a: int, n_b: int, alpha: float = ALPHA, power
         upper *= 2
     noncentrality = optimize.brentq(shortfall, 0.0, upper)
     return float(noncentrality * sd * math.sqrt(1 / n_a + 1 / n_b))
+
+
+def best_keys(values: dict[str, float], goal: str) -> set[str]:
+    """The keys of the best value (`goal` max or min; ties all count), NaN left out."""
+    valid = {k: v for k, v in values.items() if not math.isnan(v)}
+    if not valid:
+        return set()
+    target = max(valid.values()) if goal == "max" else min(valid.values())
+    return {k for k, v in valid.items() if v == target}

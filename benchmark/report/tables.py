@@ -3,118 +3,27 @@ results table (TABLES), from the records of benchmark/report/runs.py."""
 from __future__ import annotations
 
 import math
-import shlex
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 from scipy import stats
 
 from benchmark.report.figures import table2_figures, table4_figures, verdict_figures
 from benchmark.report.names import (
-    ABLATION_LABELS, ABLATIONS, AMAZON, ARM_LABELS, CONTROL_ARMS, DATASET_ARGS, DIAGNOSTICS, TABLE_DATASETS,
-    EFFECT_CONTROLS, EFFECT_MODULE, EFFECT_VARIANTS, EFFECTS, ENCODER_LABELS, ENCODERS, LEARNED_MARGIN, METRICS,
-    MODEL_LABELS, MODELS, PAPER_DATASET, PAPER_ENCODER, ordered, present_in_order,
+    ABLATION_LABELS, ABLATIONS, AMAZON, ARM_LABELS, CONTROL_ARMS, DIAGNOSTICS, TABLE_DATASETS, EFFECT_CONTROLS,
+    EFFECT_MODULE, EFFECT_VARIANTS, EFFECTS, ENCODER_LABELS, ENCODERS, LEARNED_MARGIN, MODEL_LABELS, MODELS,
+    PAPER_ENCODER, ordered, present_in_order,
 )
-from benchmark.report.render import (
-    Built, Part, Provenance, efficiency_template, readings_template, section_template,
-)
+from benchmark.report.render import efficiency_template, readings_template
 from benchmark.report.mechanisms import arm_of, effects_head, effects_template, gate_frame, lift_frame
-from benchmark.report.runs import RunData
-from benchmark.report.stats import bootstrap_interval, holm, mean_std, pooled_std, seeds_needed, welch
+from benchmark.report.sections import build_sections, full_mian_of_table2, paper_numbers, section_template
+from benchmark.report.significance import welch_test
+from benchmark.report.spec import (
+    Built, Context, Part, Row, Section, TableSpec, data_text, literal, protocols_of, run_command,
+)
+from benchmark.report.stats import best_keys, mean_std, welch
 from benchmark.report.tuning import build_tuning, tuning_figures, tuning_template
 from benchmark.report.verdict import answer, cells_frame, parts_frame, verdict_of, verdict_page, verdict_runs
-
-
-def run_command(table: str, dataset: str, extra: list[str] | None = None) -> str:
-    return shlex.join(["python", "-m", "benchmark", f"experiment={table}", f"dataset={dataset}",
-                       *DATASET_ARGS.get(dataset, []), *(extra or [])])
-
-
-@dataclass
-class Row:
-    key: str
-    label: str
-    runs: pd.DataFrame
-    paper: dict[str, float]
-    model: str = ""
-    variant: str = ""
-    encoder: str = ""
-    source: str = ""
-
-
-@dataclass
-class Section:
-    table: str
-    dataset: str
-    rows: list[Row]
-    tests: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    compare_to: str = ""  # a row key: extra column with Welch's p of each row against it
-    protocol: str = "shared"
-
-    @property
-    def measured(self) -> bool:
-        return any(len(r.runs) for r in self.rows)
-
-
-def paper_numbers(paper: pd.DataFrame, table: str, dataset: str, model: str, variant: str = "") -> dict[str, float]:
-    """The paper's AUC and Logloss for one row, {} when it reports none."""
-    paper_dataset = PAPER_DATASET.get(dataset)
-    match = paper[(paper["table"] == table.removeprefix("table")) & (paper["dataset"] == paper_dataset)
-                  & (paper["model"] == model) & (paper["variant"] == variant)]
-    if match.empty:
-        return {}
-    return {"auc": float(match["auc"].iloc[0]), "logloss": float(match["logloss"].iloc[0])}
-
-
-TEST_COLUMNS = ["table", "dataset", "protocol", "metric", "a", "b", "n_a", "n_b", "mean_a", "mean_b", "diff", "t",
-                "p", "p_holm", "paper_diff", "sd_pooled", "seeds_needed"]
-
-
-def _test(section: Section, a: Row, b: Row, metric: str) -> dict[str, Any]:
-    """Welch's test of a against b on `metric`, with the paper's difference (a - b) and the seeds per arm that
-    would detect it at our pooled spread; `p_holm` is filled in over the table's family (`adjust_family`)."""
-    t, p = welch(a.runs[metric], b.runs[metric])
-    ma, _, na = mean_std(a.runs[metric])
-    mb, _, nb = mean_std(b.runs[metric])
-    key = metric.removeprefix("test_")
-    paper_diff = a.paper.get(key, math.nan) - b.paper.get(key, math.nan)
-    sd = pooled_std(a.runs[metric], b.runs[metric])
-    return {"table": section.table, "dataset": section.dataset, "protocol": section.protocol, "metric": metric, "a": a.label, "b": b.label,
-            "n_a": na, "n_b": nb, "mean_a": ma, "mean_b": mb, "diff": ma - mb, "t": t, "p": p, "p_holm": math.nan,
-            "paper_diff": paper_diff, "sd_pooled": sd, "seeds_needed": seeds_needed(paper_diff, sd)}
-
-
-def tests_frame(tests: list[dict[str, Any]]) -> pd.DataFrame:
-    """significance.csv's rows: one per test."""
-    return pd.DataFrame(tests, columns=TEST_COLUMNS)
-
-
-def adjust_family(sections: list[Section]) -> None:
-    """Holm's correction over the family of one table's tests (every dataset and protocol of it), in place."""
-    tests = [test for section in sections for test in section.tests]
-    for test, adjusted in zip(tests, holm([test["p"] for test in tests])):
-        test["p_holm"] = adjusted
-
-
-def test_of(section: Section, a: Row, b: Row, metric: str = "test_auc") -> dict[str, Any] | None:
-    """The section's test of a against b (either way round) on `metric`, if it has one."""
-    return next((t for t in section.tests if t["metric"] == metric and {t["a"], t["b"]} == {a.label, b.label}),
-                None)
-
-
-def literal(records: pd.DataFrame, protocol: str = "shared") -> pd.DataFrame:
-    """The runs of MIAN's literal reading (and every other model's) under `protocol`: Tables 2-4 as the paper
-    specifies MIAN, one section per dataset and protocol; the other readings have tables of their own
-    (readings.md, effects.md)."""
-    return records[(records["reading"] == "") & (records["protocol"] == protocol)]
-
-
-def protocols_of(records: pd.DataFrame) -> list[str]:
-    """The protocols the records ran under, `shared` first (and `shared` alone when there are none)."""
-    return present_in_order(list(records["protocol"]), ("shared",)) or ["shared"]
 
 
 def table2_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, protocol: str = "shared") -> Section:
@@ -126,18 +35,10 @@ def table2_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, pro
     baselines = [r for r in rows if r.key != "mian" and len(r.runs)]
     if len(mian.runs) and baselines:
         best = max(baselines, key=lambda r: mean_std(r.runs["test_auc"])[0])
-        section.tests = [_test(section, mian, best, m) for m in ("test_auc", "test_logloss")]
+        section.tests = [welch_test(section, mian, best, m) for m in ("test_auc", "test_logloss")]
         section.notes.append(f"Best baseline by mean test AUC: {best.label}.")
     section.notes += ranking_note(rows)
     return section
-
-
-def full_mian_of_table2(records: pd.DataFrame, dataset: str, protocol: str) -> pd.DataFrame:
-    """The full MIAN (Pre-LN, literal reading) runs of table2: the MIAN row of Tables 3 and 4 when their own sweep
-    did not run it (one run serves the three tables, as the paper's three tables share one MIAN)."""
-    runs = literal(records[(records["table"] == "table2") & (records["dataset"] == dataset)
-                           & (records["model"] == "mian")], protocol)
-    return runs[(runs["variant"] == "full") & (runs["encoder"] == "pre_ln")]
 
 
 def table3_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, baseline: str,
@@ -162,8 +63,8 @@ def table3_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, bas
     section = Section("table3", dataset, rows, compare_to="full", protocol=protocol)
     full = rows[0]
     if len(full.runs) and len(base.runs):
-        section.tests = [_test(section, full, base, m) for m in ("test_auc", "test_logloss")]
-    section.tests += [_test(section, r, full, "test_auc") for r in rows[1:-1] if len(r.runs) and len(full.runs)]
+        section.tests = [welch_test(section, full, base, m) for m in ("test_auc", "test_logloss")]
+    section.tests += [welch_test(section, r, full, "test_auc") for r in rows[1:-1] if len(r.runs) and len(full.runs)]
     section.notes.append(f"The {base.label} row comes from the {source} of this dataset "
                          f"(`--table3-baseline` picks the model; table3 sweeps only MIAN's ablations).")
     return section
@@ -178,7 +79,7 @@ def table4_section(records: pd.DataFrame, paper: pd.DataFrame, dataset: str, pro
     if len(runs) and not len(rows[0].runs):
         rows[0].runs, rows[0].source = full_mian_of_table2(records, dataset, protocol), "table2 runs"
     section = Section("table4", dataset, rows, compare_to="pre_ln", protocol=protocol)
-    section.tests = [_test(section, rows[0], r, m) for r in rows[1:] for m in ("test_auc", "test_logloss")
+    section.tests = [welch_test(section, rows[0], r, m) for r in rows[1:] for m in ("test_auc", "test_logloss")
                      if len(r.runs) and len(rows[0].runs)]
     return section
 
@@ -193,52 +94,6 @@ def ranking_note(rows: list[Row]) -> list[str]:
     tau, p = stats.kendalltau([mean_std(r.runs["test_auc"])[0] for r in both], [r.paper["auc"] for r in both])
     return [f"Ranking by AUC, ours: {' > '.join(r.label for r in ours)}; paper: "
             f"{' > '.join(r.label for r in theirs)}; Kendall's tau {tau:.2f} (p {p:.3f})."]
-
-
-def best_keys(values: dict[str, float], goal: str) -> set[str]:
-    valid = {k: v for k, v in values.items() if not math.isnan(v)}
-    if not valid:
-        return set()
-    target = max(valid.values()) if goal == "max" else min(valid.values())
-    return {k for k, v in valid.items() if v == target}
-
-
-def section_frame(section: Section, command: str) -> pd.DataFrame:
-    """The CSV rows of one section: one per table row."""
-    records = []
-    means = {m: {r.key: mean_std(r.runs[m])[0] for r in section.rows} for m, _, _ in METRICS}
-    best = {m: best_keys(means[m], goal) for m, _, goal in METRICS}
-    paper_best = {k: best_keys({r.key: r.paper.get(k, math.nan) for r in section.rows}, goal)
-                  for k, goal in (("auc", "max"), ("logloss", "min"))}
-    compare = next((r for r in section.rows if r.key == section.compare_to), None)
-    for row in section.rows:
-        record: dict[str, Any] = {
-            "table": section.table, "dataset": section.dataset, "protocol": section.protocol, "row": row.label, "model": row.model,
-            "variant": row.variant, "encoder": row.encoder,
-            "status": "measured" if len(row.runs) else "not run here", "runs": len(row.runs),
-            "seeds": " ".join(str(int(s)) for s in sorted(row.runs["seed"].dropna())),
-            "not_learned_runs": int((row.runs["learned"] == "false").sum()),
-        }
-        for metric, _, _ in METRICS:
-            mean, std, _ = mean_std(row.runs[metric])
-            record[f"{metric}_mean"], record[f"{metric}_std"] = mean, std
-            record[f"{metric}_ci_low"], record[f"{metric}_ci_high"] = bootstrap_interval(row.runs[metric])
-        record["paper_dataset"] = PAPER_DATASET.get(section.dataset, "") if row.paper else ""
-        record["paper_auc"] = row.paper.get("auc", math.nan)
-        record["paper_logloss"] = row.paper.get("logloss", math.nan)
-        for metric, _, _ in METRICS:
-            record[f"best_{metric}"] = row.key in best[metric]
-        record["paper_best_auc"] = row.key in paper_best["auc"]
-        record["paper_best_logloss"] = row.key in paper_best["logloss"]
-        if compare is not None:
-            test = test_of(section, row, compare) if row is not compare else None
-            record[f"p_auc_vs_{compare.key}"] = welch(row.runs["test_auc"], compare.runs["test_auc"])[1] \
-                if row is not compare else math.nan
-            record[f"p_holm_auc_vs_{compare.key}"] = test["p_holm"] if test else math.nan
-        record["source"] = row.source or (f"{section.table} runs" if len(row.runs) else "")
-        record["command"] = "" if len(row.runs) else command
-        records.append(record)
-    return pd.DataFrame(records)
 
 
 def effects_frame(records: pd.DataFrame) -> pd.DataFrame:
@@ -380,63 +235,6 @@ def efficiency_frame(records: pd.DataFrame, paper_eff: pd.DataFrame, dataset: st
 
 
 # ---------------------------------------------------------------------------------------- the declarations
-@dataclass
-class Context:
-    """What every table is built from."""
-    data: RunData
-    records: pd.DataFrame  # one row per job run, the latest of each cell and seed (runs.job_records)
-    older: pd.DataFrame  # the runs those replaced
-    paper: pd.DataFrame
-    paper_eff: pd.DataFrame
-    baseline: str  # the model of Table 3's baseline row
-    derived: dict[str, Any] = field(default_factory=dict)  # what several tables share, computed once (the verdict)
-
-    def table(self, name: str, model: str | None = None) -> pd.DataFrame:
-        """The records of experiment `name` (of one model when given)."""
-        mine = self.records[self.records["table"] == name]
-        return mine if model is None else mine[mine["model"] == model]
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """One results table, results/<name>.md and <name>.csv. Adding a table: one declaration in TABLES (the runs it
-    reads, how its sections' rows and columns are built) and its template in render.py."""
-    name: str
-    title: str
-    reads: Callable[[Context], pd.DataFrame]  # the records it shows: which datasets and protocols get a section
-    build: Callable[[Context, TableSpec], Built | None]  # None: nothing to show, no file
-    template: Callable[[Part], str]  # the Markdown of one section
-    head: Callable[[list[Part]], str] = lambda parts: ""  # Markdown above the provenance
-    sections: Callable[[Context, str, str], Section] | None = None  # build_sections: a section's rows and tests
-    command: Callable[[str], str] | None = None  # how to run it on a dataset (default: run_command(name, dataset))
-    provenance_from_rows: bool = False  # its provenance names the runs in its rows, not all it reads
-    count_older: bool = True  # its provenance counts the older runs of its cells left out
-    figures: Callable[[Context, Provenance, Path], list[Path]] | None = None
-
-    def command_for(self, dataset: str) -> str:
-        return self.command(dataset) if self.command else run_command(self.name, dataset)
-
-
-def _data_text(runs: pd.DataFrame) -> str:
-    return " ; ".join(sorted(set(runs["data"])))
-
-
-def build_sections(ctx: Context, spec: TableSpec) -> Built:
-    """Tables 2-4: one section per dataset and protocol, its rows from `spec.sections`, the tests of all of them
-    one family."""
-    used = spec.reads(ctx)
-    sections = [spec.sections(ctx, dataset, protocol) for dataset in ordered(list(used["dataset"]), TABLE_DATASETS)
-                for protocol in protocols_of(used[used["dataset"] == dataset])]
-    adjust_family(sections)
-    parts = []
-    for section in sections:
-        command = spec.command_for(section.dataset)
-        in_section = pd.concat([r.runs for r in section.rows])
-        parts.append(Part(section_frame(section, command), section.dataset,
-                          _data_text(in_section) if len(in_section) else "", command, section))
-    if spec.provenance_from_rows:
-        used = pd.concat([pd.concat([r.runs for r in s.rows]) for s in sections]).drop_duplicates("run_id")
-    return Built(parts, used, tests=[test for section in sections for test in section.tests])
 
 
 def build_efficiency(ctx: Context, spec: TableSpec) -> Built:
@@ -445,7 +243,7 @@ def build_efficiency(ctx: Context, spec: TableSpec) -> Built:
     for dataset in ordered(list(used["dataset"]), TABLE_DATASETS):
         command = spec.command_for(dataset)
         parts.append(Part(efficiency_frame(ctx.records, ctx.paper_eff, dataset, command), dataset,
-                          _data_text(used[used["dataset"] == dataset]), command))
+                          data_text(used[used["dataset"] == dataset]), command))
     return Built(parts, used)
 
 
@@ -457,13 +255,13 @@ def build_effects(ctx: Context, spec: TableSpec) -> Built | None:
     mechanisms = used[used["dataset"] == "calibrated"]
     if len(mechanisms):  # the calibrated data (report/mechanisms.py): lift captured behind each cell's gate
         gates = gate_frame(ctx.records)
-        parts.append(Part(lift_frame(ctx.records), dataset="calibrated", data=_data_text(mechanisms),
+        parts.append(Part(lift_frame(ctx.records), dataset="calibrated", data=data_text(mechanisms),
                           extra={"gates": gates}))
         files["effects_gate"] = gates
     legacy = used[used["dataset"] != "calibrated"]
     if len(legacy):  # the first generator's runs (benchmark/data/synthetic.py)
         controls = controls_frame(ctx.records)
-        parts.append(Part(effects_frame(ctx.records), data=_data_text(legacy), extra={"controls": controls}))
+        parts.append(Part(effects_frame(ctx.records), data=data_text(legacy), extra={"controls": controls}))
         if len(controls):
             files["effects_controls"] = controls
     return Built(parts, used, files=files)
@@ -486,7 +284,7 @@ def build_readings(ctx: Context, spec: TableSpec) -> Built | None:
             | ((records["table"] == "table3") & (records["variant"] == "no_ibim"))
             | ((records["table"] == "table2") & (records["model"] == frame["best_baseline"].iloc[0])))]
         behind.append(mine)
-        parts.append(Part(frame, dataset, _data_text(mine)))
+        parts.append(Part(frame, dataset, data_text(mine)))
     return Built(parts, pd.concat(behind)) if parts else None
 
 

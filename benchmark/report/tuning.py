@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 
 from benchmark.report.names import DATASET_LABELS, DATASETS, MODEL_LABELS, ordered
-from benchmark.report.render import Built, Part, fmt, md_table
 from benchmark.report.runs import write_atomic
+from benchmark.report.spec import Built, Part
 from benchmark.report.stats import mean_std
+from benchmark.report.text import fmt, md_table
 
 if TYPE_CHECKING:
-    from benchmark.report.render import Provenance
-    from benchmark.report.tables import Context, TableSpec
+    from benchmark.report.provenance import Provenance
+    from benchmark.report.spec import Context, TableSpec
 
 TRIAL_TAGS = ("tune_study", "tune_trial", "tune_arm", "tune_trials", "tune_max_epochs", "tune_pruner", "tune_state")
 

@@ -21,7 +21,7 @@ from benchmark.report.verdict.judge import (
 from benchmark.report.verdict.page import answer, cells_frame, forest_rows, parts_frame, verdict_page
 
 if TYPE_CHECKING:
-    from benchmark.report.tables import Context
+    from benchmark.report.spec import Context
 
 __all__ = [
     "CANNOT_DECIDE", "CLAIMS", "CONSISTENT", "CONTRADICTED", "NOT_SIGNIFICANT", "NOT_TESTED", "PRIMARY_FILE",

@@ -6,8 +6,8 @@ import math
 import pandas as pd
 
 from benchmark.report.names import DATASET_LABELS
-from benchmark.report.render import fmt_p, md_table
 from benchmark.report.stats import ALPHA, POWER
+from benchmark.report.text import fmt_p, md_table
 from benchmark.report.verdict.cells import Cell, Verdict
 from benchmark.report.verdict.claims import CLAIMS
 from benchmark.report.verdict.judge import (
