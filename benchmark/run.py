@@ -52,30 +52,21 @@ PROTOCOL_KNOBS = ("l2", "l2_scope", "l2_embedding", "weight_decay", "max_epochs"
 
 
 def protocol_of(cfg: DictConfig) -> str:
-    """The protocol's name and every knob set apart from it, e.g. 'shared' or 'shared l2=1e-05 l2_scope=kernels'.
-    Under `tuned`, the knobs its study applied are the protocol's own."""
+    """The protocol's name and every knob set apart from it, e.g. 'shared' or 'shared l2=1e-05 l2_scope=kernels':
+    the knobs where the job's `trainer` differs from `protocol.trainer`, the protocol's own values for this model
+    (benchmark/config/schema.py ProtocolValues). Under `tuned`, the knobs its study applied are the protocol's own."""
     name = str(cfg.get("protocol_name", "shared"))
-    own = protocol_values(name, str(cfg.model.name))
+    own_trainer = OmegaConf.select(cfg, "protocol.trainer", default=None)
+    if own_trainer is None:
+        raise ConfigError("the config has no `protocol` node (the protocol's own values): compose it from "
+                          "conf/config.yaml")
+    own = {key: own_trainer.get(key) for key in PROTOCOL_KNOBS}
     applied = OmegaConf.select(cfg, "tune.applied.params", default=None)
     if applied is not None:
         own.update({key: value for key, value in (applied.get("trainer") or {}).items() if key in own})
     changed = [f"{key}={cfg.trainer[key]:g}" if isinstance(cfg.trainer[key], float) else f"{key}={cfg.trainer[key]}"
                for key in PROTOCOL_KNOBS if key in cfg.trainer and cfg.trainer[key] != own.get(key)]
     return " ".join([name, *changed])
-
-
-def protocol_values(name: str, model: str) -> dict[str, Any]:
-    """The trainer knobs of protocol `name` for `model` with nothing else overridden: conf/trainer/default.yaml
-    over its schema, under the `trainer` values of conf/protocol/<name>.yaml and of
-    conf/protocol_model/<name>_<model>.yaml where there is one (read from the files: this runs inside a Hydra job)."""
-    from benchmark.config import CONF_DIR, group_config
-
-    layers = [group_config("trainer", "default")]
-    for path in (CONF_DIR / "protocol" / f"{name}.yaml", CONF_DIR / "protocol_model" / f"{name}_{model}.yaml"):
-        if path.is_file():
-            layers.append(OmegaConf.load(path).get("trainer", {}))
-    merged = OmegaConf.merge(*layers)
-    return {key: merged.get(key) for key in PROTOCOL_KNOBS}
 
 
 def variant_of(cfg: DictConfig) -> str:

@@ -74,6 +74,8 @@ class Root:
     protocol_name: Any = option("shared", TEXT)      # set by conf/protocol/*.yaml
     tracking: Tracking = field(default_factory=Tracking)
     tune: Tune = field(default_factory=Tune)
+    # the protocol's own values for this job's model: what a run's `protocol` tag compares the trainer with
+    protocol: ProtocolValues = field(default_factory=lambda: ProtocolValues())
     model: Any = MISSING
     dataset: Any = MISSING
     trainer: Any = MISSING
@@ -102,6 +104,22 @@ class Trainer:
     progress: Any = option("auto", ON_OFF_AUTO)      # progress bar per epoch: auto = only on a terminal
     resume: Any = option("auto", RESUME)             # auto: continue from this job's checkpoint if left | false | path
     checkpoint_dir: Any = option(None, OPTIONAL_TEXT)  # null: paths.checkpoint_dir
+
+
+@dataclass
+class ProtocolValues:
+    """The `protocol` node: the values the protocol itself gives this job's model, kept beside the ones the job
+    trains with for comparison only (nothing trains with them). They are the schemas' defaults under
+    conf/protocol_model/<protocol>_<model>.yaml, which conf/config.yaml composes twice: once over the job's
+    `trainer` and `model`, once under this node. A run's `protocol` tag (benchmark/run.py protocol_of) is
+    `protocol_name` and each knob where the job's `trainer` departs from `protocol.trainer`: a value set on the
+    command line, or by a protocol option that is the named protocol with one knob changed (shared_decoupled).
+    A protocol of its own that changes a trainer value in conf/protocol/<name>.yaml sets it here too
+    (`protocol: {trainer: {max_epochs: 3}}`, and `trainer: {max_epochs: ${protocol.trainer.max_epochs}}`), or its
+    runs' tags name that value as set apart."""
+
+    trainer: Trainer = field(default_factory=Trainer)
+    model: Any = None  # the model values the protocol sets (protocol=library: DeepCTR-Torch's); null: none
 
 
 @dataclass

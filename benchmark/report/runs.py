@@ -346,9 +346,10 @@ def job_records(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return records[records["run_id"].isin(latest["run_id"])].reset_index(drop=True), older.reset_index(drop=True)
 
 
-# Params that name where and how a run was kept, not what it trained: left out of its config fingerprint.
-BOOKKEEPING_PARAMS = ("params.experiment_name", "params.protocol_name", "params.n_parameters", "params.tracking.",
-                      "params.data.", "params.dataset.raw_dir", "params.dataset.download",
+# Params that name where and how a run was kept, not what it trained: left out of its config fingerprint (the
+# `protocol` node holds the protocol's own values, only compared with the trainer's for the protocol tag).
+BOOKKEEPING_PARAMS = ("params.experiment_name", "params.protocol_name", "params.protocol.", "params.n_parameters",
+                      "params.tracking.", "params.data.", "params.dataset.raw_dir", "params.dataset.download",
                       "params.trainer.checkpoint_dir", "params.trainer.progress", "params.trainer.resume")
 
 
