@@ -123,7 +123,7 @@ def _records(rows: list[dict]) -> pd.DataFrame:
 
 
 def test_lift_captured_and_the_gate_read_each_run_against_its_own_data_seed() -> None:
-    from benchmark.report.mechanisms import gate_frame, gate_markdown, lift_frame
+    from benchmark.report.effects.mechanisms import gate_frame, gate_markdown, lift_frame
 
     rows = []
     for data_seed, oracle in ((0, 0.70), (1, 0.72)):
@@ -169,7 +169,7 @@ def test_every_positive_control_passes_its_gate_at_tier_s(mechanism: str, contro
                                                           tracking_uri: str) -> None:
     """Under the shared protocol (data seed 0, training seed 0) the form's positive control captures >= 0.8 of the
     lift, and LR and the control trained on the knock-out data <= 0.1: the gate results/effects.md applies."""
-    from benchmark.report.mechanisms import NEGATIVE_LIFT, POSITIVE_CONTROL, POSITIVE_LIFT
+    from benchmark.report.effects.mechanisms import NEGATIVE_LIFT, POSITIVE_CONTROL, POSITIVE_LIFT
     from benchmark.run import run_job
 
     assert POSITIVE_CONTROL[mechanism.split("_", 1)[1]] == control

@@ -425,7 +425,8 @@ def test_controls_table_says_which_effect_is_learnable_and_flags_a_defect() -> N
 
 
 def test_tables_3_and_4_take_their_mian_row_from_table2_when_their_sweeps_did_not_run_it() -> None:
-    from benchmark.report.tables import table3_section, table4_section
+    from benchmark.report.table3 import table3_section
+    from benchmark.report.table4 import table4_section
 
     paper = pd.DataFrame(columns=["table", "dataset", "model", "variant", "auc", "logloss"])
     rows = []

@@ -1,6 +1,6 @@
 """`python -m benchmark.report`."""
 import sys
 
-from benchmark.report import main
+from benchmark.report.cli import main
 
 sys.exit(main())

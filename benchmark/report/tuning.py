@@ -7,20 +7,17 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from benchmark.report.names import DATASET_LABELS, DATASETS, MODEL_LABELS, ordered
+from benchmark.report.provenance import Provenance
 from benchmark.report.runs import write_atomic
-from benchmark.report.spec import Built, Part
+from benchmark.report.spec import Built, Context, Part, TableSpec
 from benchmark.report.stats import mean_std
 from benchmark.report.text import fmt, md_table
-
-if TYPE_CHECKING:
-    from benchmark.report.provenance import Provenance
-    from benchmark.report.spec import Context, TableSpec
 
 TRIAL_TAGS = ("tune_study", "tune_trial", "tune_arm", "tune_trials", "tune_max_epochs", "tune_pruner", "tune_state")
 
@@ -188,3 +185,8 @@ def tuning_template(part: Part) -> str:
     lines += [f"- {r.label}: `{r.best_params}`" for r in arms.itertuples()]
     lines.append(f"\nEvery trial: tuning_trials.csv; figure: figures/tuning_{part.dataset}.png.")
     return "\n".join(lines) + "\n"
+
+
+TABLE = TableSpec("tuning", "The tuning track: an equal budget per arm, tuned on validation, tested once",
+                  reads=lambda ctx: ctx.table("tune"), build=build_tuning, template=tuning_template,
+                  count_older=False, figures=tuning_figures)

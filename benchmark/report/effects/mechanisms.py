@@ -18,10 +18,8 @@ from typing import Any
 import pandas as pd
 
 from benchmark.report.names import ARM_LABELS, EFFECT_MODULE, MECHANISMS, ordered, present_in_order
-from benchmark.report.render import controls_markdown, effects_markdown
-from benchmark.report.spec import Part
-from benchmark.report.text import md_table
 from benchmark.report.stats import mean_std, welch
+from benchmark.report.text import md_table
 
 # The control built for each form (models/controls.py) and the thresholds of the gate, registered in
 # conf/experiment/effects.yaml before the runs.
@@ -212,16 +210,3 @@ def mechanisms_markdown(gates: pd.DataFrame, lifts: pd.DataFrame, data: str) -> 
         "the module meant for the effect (**bold**: IBIM for the sequence, IUIM for user x item, ICIM for context x "
         "item); for an ablation, against the literal MIAN; Welch's two-sided p. †k/n: k of the n runs did not learn "
         "(benchmark/diagnostics.py).", ""])
-
-
-def effects_head(parts: list[Part]) -> str:
-    """The verdict in words at the top of effects.md: each calibrated cell's gate, then the first generator's
-    controls."""
-    return "".join(gate_markdown(p.extra["gates"]) + "\n" if "gates" in p.extra
-                   else controls_markdown(p.extra["controls"])[0] + "\n" for p in parts)
-
-
-def effects_template(part: Part) -> str:
-    if "gates" in part.extra:
-        return mechanisms_markdown(part.extra["gates"], part.frame, part.data)
-    return effects_markdown(part.frame, part.data) + "\n" + controls_markdown(part.extra["controls"])[1]

@@ -1,16 +1,82 @@
-"""Rendering: the Markdown of every table's sections (its template), the CSV files and the provenance each file
-names (data, machine, packages, commits, commands)."""
+"""The first synthetic generator's part of results/effects.md (experiment=effects on benchmark/data/synthetic.py's
+data, one planted effect at a time): MIAN's ablations against the full MIAN on each effect, and the positive
+controls and MIAN's score readings against the oracle (did any model learn the effect?)."""
 from __future__ import annotations
 
 import math
 
 import pandas as pd
 
+from benchmark.report.effects.mechanisms import arm_of
 from benchmark.report.names import (
-    ABLATION_LABELS, DATASET_LABELS, EFFECT_VARIANTS, ENCODER_LABELS, LEARNED_MARGIN, MODEL_LABELS,
+    ABLATION_LABELS, ARM_LABELS, CONTROL_ARMS, EFFECT_CONTROLS, EFFECT_MODULE, EFFECT_VARIANTS, EFFECTS,
+    LEARNED_MARGIN, ordered, present_in_order,
 )
-from benchmark.report.spec import Part
+from benchmark.report.spec import literal, protocols_of
+from benchmark.report.stats import mean_std, welch
 from benchmark.report.text import NOT_LEARNED_NOTE, fmt, fmt_p, md_table, not_learned_suffix
+
+
+def effects_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (planted effect, variant) of the `effects` experiment: test AUC over seeds, the data's oracle
+    AUC, and the change against the full MIAN on the same data with Welch's test."""
+    effects = records[(records["table"] == "effects") & (records["model"] == "mian")
+                      & (records["dataset"] != "calibrated")]  # the calibrated data: mechanisms.py
+    cells = [(protocol, effect) for protocol in protocols_of(effects)
+             for effect in present_in_order(list(literal(effects, protocol)["effect"]), EFFECTS)]
+    rows = []
+    for protocol, effect in cells:
+        runs = literal(effects, protocol)
+        mine = runs[runs["effect"] == effect]
+        full = mine[mine["variant"] == "full"]["test_auc"]
+        full_mean, oracle = mean_std(full)[0], mean_std(mine["oracle_auc"])[0]
+        for variant in present_in_order(list(mine["variant"]), EFFECT_VARIANTS):
+            cell = mine[mine["variant"] == variant]
+            mean, std, n = mean_std(cell["test_auc"])
+            t, p = welch(cell["test_auc"], full) if variant != "full" else (math.nan, math.nan)
+            rows.append({"protocol": protocol, "effect": effect, "variant": variant,
+                         "removes_its_module": EFFECT_MODULE.get(effect) == variant, "runs": n, "auc_mean": mean,
+                         "auc_std": std, "logloss_mean": mean_std(cell["test_logloss"])[0], "oracle_auc": oracle,
+                         "diff_vs_full": mean - full_mean if variant != "full" else math.nan, "t": t, "p": p,
+                         "not_learned_runs": int((cell["learned"] == "false").sum())})
+    return pd.DataFrame(rows, columns=["protocol", "effect", "variant", "removes_its_module", "runs", "auc_mean",
+                                       "auc_std", "logloss_mean", "oracle_auc", "diff_vs_full", "t", "p",
+                                       "not_learned_runs"])
+
+
+def controls_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (planted effect, arm) of the effects experiment: test AUC, its gap to the oracle, whether it
+    learned the effect (within LEARNED_MARGIN of the oracle), and for MIAN's readings the change against the
+    ablation that removes the effect's module (does the module, under this reading, matter?)."""
+    runs = records[(records["table"] == "effects") & (records["dataset"] != "calibrated")].copy()
+    if runs.empty:
+        return pd.DataFrame()
+    runs["arm"] = [arm_of(r) for _, r in runs.iterrows()]
+    rows = []
+    groups = [(protocol, effect) for protocol in ordered(list(runs["protocol"]), ("shared",))
+              for effect in present_in_order(list(runs[runs["protocol"] == protocol]["effect"]), EFFECTS)]
+    for protocol, effect in groups:
+        mine = runs[(runs["effect"] == effect) & (runs["protocol"] == protocol)]
+        oracle = mean_std(mine["oracle_auc"])[0]
+        removed = mine[mine["arm"] == f"mian_{EFFECT_MODULE.get(effect, '')}"]["test_auc"]
+        for arm in present_in_order(list(mine["arm"]), CONTROL_ARMS):
+            if arm not in CONTROL_ARMS:
+                continue
+            cell = mine[mine["arm"] == arm]
+            mean, std, n = mean_std(cell["test_auc"])
+            is_mian = arm.startswith("mian_")
+            t, p = welch(cell["test_auc"], removed) if is_mian else (math.nan, math.nan)
+            rows.append({
+                "protocol": protocol, "effect": effect, "arm": arm, "label": ARM_LABELS.get(arm, arm),
+                "control": arm in EFFECT_CONTROLS.get(effect, ()), "runs": n, "auc_mean": mean, "auc_std": std,
+                "oracle_auc": oracle, "gap_to_oracle": oracle - mean, "learned_effect": oracle - mean <= LEARNED_MARGIN,
+                "diff_vs_module_removed": mean - mean_std(removed)[0] if is_mian else math.nan,
+                "p_vs_module_removed": p,
+                "not_learned_runs": int((cell["learned"] == "false").sum()),
+                **{f"{d}_mean": mean_std(cell[d])[0] for d in ("diag_train_loss_ratio", "diag_ibim_entropy",
+                                                               "diag_ibim_max_weight")},
+            })
+    return pd.DataFrame(rows)
 
 
 def effects_markdown(frame: pd.DataFrame, data: str) -> str:
@@ -85,67 +151,3 @@ def controls_markdown(frame: pd.DataFrame) -> tuple[str, str]:
         "entropy (1.0: nothing learned), IBIM's weight entropy over log(history length) (1.0: uniform) and its "
         "largest weight. Readings: docs/mian.md. " + NOT_LEARNED_NOTE, ""])
     return "\n\n".join(verdicts) + "\n", table
-
-
-def readings_markdown(frame: pd.DataFrame, dataset: str, data: str) -> str:
-    label = DATASET_LABELS.get(dataset, dataset)
-    best = MODEL_LABELS.get(str(frame["best_baseline"].iloc[0]), "best baseline") if len(frame) else ""
-    body = []
-    diff = lambda r, key: ("–" if math.isnan(r[f"diff_vs_{key}"])  # noqa: E731
-                           else f"{r[f'diff_vs_{key}']:+.4f}, p {fmt_p(r[f'p_vs_{key}'])}")
-    diag = lambda r, key: "–" if math.isnan(r[f"{key}_mean"]) else f"{r[f'{key}_mean']:.2f}"  # noqa: E731
-    for _, r in frame.iterrows():
-        auc = f"{fmt(r['auc_mean'], r['auc_std'])} ({int(r['runs'])})"
-        auc += not_learned_suffix(r["not_learned_runs"], r["runs"])
-        body.append([ENCODER_LABELS.get(r["encoder"], r["encoder"]), r["ibim_score"], r["source"], auc,
-                     f"{r['logloss_mean']:.4f}", "" if r["ibim_score"] == "additive" else diff(r, "additive"),
-                     diff(r, "no_ibim"), diff(r, "best_baseline"), diag(r, "diag_ibim_entropy"),
-                     diag(r, "diag_ibim_max_weight")])
-    header = ["encoder", "IBIM score", "runs from", "test AUC", "Logloss", "vs additive", "vs w/o IBIM",
-              f"vs {best}", "IBIM entropy", "IBIM max weight"]
-    return "\n".join([
-        f"## {label}", "", f"Data: {data}.", "", md_table(header, body), "",
-        "Cells: test AUC mean ± std over seeds (runs), Logloss mean; each `vs` column: the difference in mean test "
-        "AUC and Welch's p against the literal additive reading with the same encoder, against MIAN w/o IBIM "
-        f"(table3 runs; it has no IBIM, so no reading) and against the best baseline of table2 ({best}). The IBIM "
-        "columns are the last epoch's diagnostics (benchmark/diagnostics.py; runs older than them show –): weight "
-        "entropy over log(history length), 1.0 uniform, and the largest weight. " + NOT_LEARNED_NOTE, ""])
-
-
-def efficiency_markdown(frame: pd.DataFrame, dataset: str, command: str, data: str) -> str:
-    parts = [f"## {DATASET_LABELS.get(dataset, dataset)}", ""]
-    if frame["runs"].sum():
-        parts.append(f"Data: {data}.")
-    else:
-        parts.append(f"**Not run here**. To run it: `{command}`, then `python -m benchmark.report`.")
-    parts += ["Paper column: Amazon Books on 4x NVIDIA Tesla K80 (Section 4.5): compare the ratios to DIN, "
-              "not the seconds.", ""]
-    header = ["", "runs", "s/epoch", "first epoch s", "÷ DIN", "step", "paper s/epoch", "paper ÷ DIN"]
-    body = []
-    for _, rec in frame.iterrows():
-        time = fmt(rec["epoch_time_mean_s_mean"], rec["epoch_time_mean_s_std"], 3) if rec["runs"] else "not run"
-        body.append([
-            rec["row"], str(rec["runs"]), f"**{time}**" if rec["best_epoch_time"] else time,
-            fmt(rec["first_epoch_time_s_mean"], rec["first_epoch_time_s_std"], 3) if rec["runs"] else "–",
-            "–" if math.isnan(rec["relative_to_din"]) else f"{rec['relative_to_din']:.2f}", rec["step_mode"] or "–",
-            "–" if math.isnan(rec["paper_seconds_per_epoch"]) else f"{rec['paper_seconds_per_epoch']:.0f}",
-            "–" if math.isnan(rec["paper_seconds_per_epoch"]) else f"{rec['paper_relative_to_din']:.2f}",
-        ])
-    parts.append(md_table(header, body))
-    parts.append("")
-    parts.append("s/epoch: the training part of an epoch after the first (warm-up) one, mean ± std over seeds; "
-                 "first epoch shown apart; **bold**: fastest.")
-    return "\n".join(parts) + "\n"
-
-
-# ------------------------------------------------------------------------------- the templates and the files
-
-
-def efficiency_template(part: Part) -> str:
-    return efficiency_markdown(part.frame, part.dataset, part.command, part.data)
-
-
-def readings_template(part: Part) -> str:
-    return readings_markdown(part.frame, part.dataset, part.data)
-
-
