@@ -43,7 +43,7 @@ a strength given (`strength`) is checked against the same target
   of the background and the FM-representable scores the generator knows: the candidate against the mean-pooled
   history (latent and by category) for the sequence; the field x item bilinear scores, or for `threeway` its
   projection on field x category tables. A lower bound on what an FM-shaped model can reach.
-A model's *lift captured* is (AUC - knock-out) / (oracle - knock-out) (benchmark/report/tables.py).
+A model's *lift captured* is (AUC - knock-out) / (oracle - knock-out) (benchmark/report/effects/mechanisms.py).
 
 The knock-out data (`knockout: true`): the same draws with the effect removed from the training and
 validation labels, the test labels as planted (the same uniform draw decides each label). A model trained on it
