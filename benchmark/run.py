@@ -24,6 +24,7 @@ from benchmark.data import load_dataset
 from benchmark.interrupt import Interrupted, deferred, stop_on_signals
 from benchmark.machine import device_name, git_commit, python_version, torch_version
 from benchmark.tracking import RunLog, TrackingBacklog, TrackingError
+from benchmark.tracking.record import MIAN_TAGS, RunRecord, protocol_of, variant_of  # noqa: F401 - tune, tests
 from benchmark.trainer import (
     EpochCallback, NonFiniteLossError, Trainer, select_device, summarise_epoch_times,
 )
@@ -42,36 +43,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# MIAN options that tell its runs apart in the tables (tags of every MIAN run), with their schema's defaults.
-MIAN_READING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(config_schema.MIAN)
-                         if f.name in ("encoder", "ibim_score", "field_score", "e_b_pool", "positional", "readout")}
-
-
-# The protocol knobs a run's `protocol` tag names when they differ from the protocol's own values.
-PROTOCOL_KNOBS = ("l2", "l2_scope", "l2_embedding", "weight_decay", "max_epochs", "patience")
-
-
-def protocol_of(cfg: DictConfig) -> str:
-    """The protocol's name and every knob set apart from it, e.g. 'shared' or 'shared l2=1e-05 l2_scope=kernels':
-    the knobs where the job's `trainer` differs from `protocol.trainer`, the protocol's own values for this model
-    (benchmark/config/schema.py ProtocolValues). Under `tuned`, the knobs its study applied are the protocol's own."""
-    name = str(cfg.get("protocol_name", "shared"))
-    own_trainer = OmegaConf.select(cfg, "protocol.trainer", default=None)
-    if own_trainer is None:
-        raise ConfigError("the config has no `protocol` node (the protocol's own values): compose it from "
-                          "conf/config.yaml")
-    own = {key: own_trainer.get(key) for key in PROTOCOL_KNOBS}
-    applied = OmegaConf.select(cfg, "tune.applied.params", default=None)
-    if applied is not None:
-        own.update({key: value for key, value in (applied.get("trainer") or {}).items() if key in own})
-    changed = [f"{key}={cfg.trainer[key]:g}" if isinstance(cfg.trainer[key], float) else f"{key}={cfg.trainer[key]}"
-               for key in PROTOCOL_KNOBS if key in cfg.trainer and cfg.trainer[key] != own.get(key)]
-    return " ".join([name, *changed])
-
-
-def variant_of(cfg: DictConfig) -> str:
-    """What distinguishes this configuration of the model in the tables: MIAN's ablation, else 'default'."""
-    return str(cfg.ablation.name) if cfg.model.name == "mian" else "default"
+# MIAN's options that tell its runs apart in the tables (tagged on every MIAN run: benchmark/tracking/record.py
+# MIAN_TAGS), with their schema's defaults: a run's name names those it sets apart.
+MIAN_READING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(config_schema.MIAN) if f.name in MIAN_TAGS}
 
 
 def log_attention_sample(trainer: Trainer, model: torch.nn.Module, count: int = 14,
@@ -198,20 +172,17 @@ def run_job(cfg: DictConfig, hooks: JobHooks | None = None) -> dict[str, Any]:
 def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, checkpoint: JobCheckpoint | None,
          resume_state: dict[str, Any] | None, hooks: JobHooks) -> dict[str, Any]:
     seed = int(cfg.seed)
+    record = RunRecord.from_config(cfg)  # the run's identity: its tags, read back by the report
     tags = {
-        "model": str(cfg.model.name), "dataset": str(cfg.dataset.name), "variant": variant_of(cfg),
-        "seed": str(seed), "git_commit": git_commit(), "device": device_name(device),
+        **record.tags(), "git_commit": git_commit(), "device": device_name(device),
         "torch_version": torch_version(), "python_version": python_version(),
     }
-    tags["protocol"] = protocol_of(cfg)
     applied = OmegaConf.select(cfg, "tune.applied", default=None)
     if applied is not None:  # protocol=tuned
         tags.update({"tuned_study": str(cfg.tune.study), "tuned_trial": str(applied.trial),
                      "tuned_best_val_auc": str(applied.best_val_auc)})
     tags.update(hooks.tags)
     tags.update(tracking.owner_tags())  # a run left RUNNING by a dead process is told apart (tracking.is_orphaned)
-    if cfg.model.name == "mian":
-        tags.update({key: str(cfg.model[key]) for key in MIAN_READING_DEFAULTS})
     parent_run_id = cfg.tracking.parent_run_id or os.environ.get("BENCHMARK_PARENT_RUN_ID")  # benchmark/sweep.py
     if parent_run_id:
         tags["mlflow.parentRunId"] = str(parent_run_id)

@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from benchmark.config import composition_error
 from benchmark.machine import cpu_model, git_commit, package_versions
 from benchmark.tracking import owner_tags, prepare_experiment, resolve_tracking_uri
+from benchmark.tracking.record import EXPERIMENT_TAG, experiment_of
 
 PARENT_ENV = "BENCHMARK_PARENT_RUN_ID"
 CONFIG_ERROR_ENV = "BENCHMARK_CONFIG_ERROR"  # a job's refusal, carried in hydra.job.env_set (keep_invalid_jobs)
@@ -127,9 +128,9 @@ class SweepCallback(Callback):
         axes = sweep_axes({str(k): str(v) for k, v in params.items()}, task)
         self.expected_jobs = math.prod(len(v) for v in axes.values()) if axes is not None else None
         dataset = "+".join(axes["dataset"]) if axes and "dataset" in axes else str(config.dataset.name)
-        experiment_name = str(config.get("experiment_name") or "adhoc")
+        experiment_name = experiment_of(config)
         tags = {
-            "sweep": "true", "experiment_name": experiment_name, "dataset": dataset, "command": command,
+            "sweep": "true", EXPERIMENT_TAG: experiment_name, "dataset": dataset, "command": command,
             "sweep_params": json.dumps({str(k): str(v) for k, v in params.items()}),
             "sweep_overrides": shlex.join(task), "sweep_dir": str(hydra_cfg.sweep.dir),
             "launcher": str(hydra_cfg.launcher.get("_target_", "")).rsplit(".", 1)[-1],
@@ -184,8 +185,9 @@ class SweepCallback(Callback):
         self._run_before_job = last.info.run_id if last is not None else None
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        """Tag the job's own run (if it started one) with its exact command, CPU model and packages. A failure
-        here is reported and does not stop the sweep: the tags only add provenance."""
+        """Tag the job's own run (if it started one) with its exact command, CPU model and packages (its identity,
+        the experiment included, is the RunRecord's tags that benchmark/run.py wrote when the run started). A
+        failure here is reported and does not stop the sweep: the tags only add provenance."""
         last = _last_run()
         if last is None or last.info.run_id == self._run_before_job:
             return
@@ -193,7 +195,7 @@ class SweepCallback(Callback):
             return
         overrides = [str(o) for o in config.hydra.overrides.task]
         tags = {"command": benchmark_command(overrides, multirun=False), "cpu_model": cpu_model(),
-                "packages": package_versions(), "experiment_name": str(config.get("experiment_name") or "adhoc")}
+                "packages": package_versions()}
         try:
             client = MlflowClient(resolve_tracking_uri(config.tracking.uri, OmegaConf.select(config, "paths.tracking_db")))
             for key, value in tags.items():

@@ -111,7 +111,7 @@ class ProtocolValues:
     """The `protocol` node: the values the protocol itself gives this job's model, kept beside the ones the job
     trains with for comparison only (nothing trains with them). They are the schemas' defaults under
     conf/protocol_model/<protocol>_<model>.yaml, which conf/config.yaml composes twice: once over the job's
-    `trainer` and `model`, once under this node. A run's `protocol` tag (benchmark/run.py protocol_of) is
+    `trainer` and `model`, once under this node. A run's `protocol` tag (benchmark/tracking/record.py) is
     `protocol_name` and each knob where the job's `trainer` departs from `protocol.trainer`: a value set on the
     command line, or by a protocol option that is the named protocol with one knob changed (shared_decoupled).
     A protocol of its own that changes a trainer value in conf/protocol/<name>.yaml sets it here too

@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from mlflow.tracking import MlflowClient
 from benchmark import PAPER_DIR
 from benchmark.io import atomic_write_bytes
 from benchmark.names import EXPERIMENTS
-from benchmark.report.names import DATASET_LABELS, DIAGNOSTICS, EFFECTS
+from benchmark.report.names import DATASET_LABELS, DIAGNOSTICS
+from benchmark.tracking.record import RunRecord
 
 
 
@@ -262,28 +264,27 @@ def machine_description(row: pd.Series) -> str:
 # A table cell and seed: one run counts for each (the latest).
 CELL_KEY = ["table", "dataset", "model", "variant", "encoder", "reading", "protocol", "effect", "knockout", "data_seed",
             "seed"]
-# MIAN's open readings (models/mian.py) as run tags, with the default a run without the tag had.
-READING_TAGS = {"ibim_score": "additive", "field_score": "additive", "e_b_pool": "mean", "positional": "learned",
-                "readout": "concat"}
 
 
-def reading_of(row: pd.Series) -> str:
-    """A MIAN run's non-default readings, e.g. 'ibim_score=din field_score=din' ('' for the paper's literal
-    reading, and for every other model)."""
-    if row.get("tags.model") != "mian":
-        return ""
-    return " ".join(f"{key}={row.get(f'tags.{key}')}" for key, default in READING_TAGS.items()
-                    if str(row.get(f"tags.{key}", "") or default) != default)
+class _Prefixed(Mapping[str, str]):
+    """A report row's `tags.*` (or `params.*`) columns as the run's tags (params): keys without the prefix."""
+
+    def __init__(self, row: pd.Series, prefix: str) -> None:
+        self.row, self.prefix = row, prefix
+
+    def __getitem__(self, key: str) -> str:
+        return self.row[self.prefix + key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (str(c)[len(self.prefix):] for c in self.row.index if str(c).startswith(self.prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
-def protocol_tag(row: pd.Series) -> str:
-    """The run's `protocol` tag (benchmark/run.py: the protocol and every knob set apart from it); runs older than
-    the tag ran the shared protocol, with their L2 as logged."""
-    tag = str(row.get("tags.protocol", "") or "")
-    if tag:
-        return tag
-    l2 = pd.to_numeric(row.get("params.trainer.l2", ""), errors="coerce")
-    return "shared" if l2 != l2 or l2 == 1e-3 else f"shared l2={l2:g}"
+def record_of(row: pd.Series) -> RunRecord:
+    """A run's identity (benchmark/tracking/record.py), old runs' missing tags read as its fallbacks."""
+    return RunRecord.from_tags(_Prefixed(row, "tags."), _Prefixed(row, "params."))
 
 
 def learned_of(row: pd.Series) -> str:
@@ -307,31 +308,35 @@ def learned_of(row: pd.Series) -> str:
 
 
 def job_records(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per job run (sweep parents left out) with the fields the tables use. When a cell's seed was run
-    more than once (a sweep repeated), the latest finished run counts; the older ones are returned apart."""
+    """One row per job run (sweep parents left out) with the fields the tables use, its identity read through
+    RunRecord. When a cell's seed was run more than once (a sweep repeated), the latest finished run counts; the
+    older ones are returned apart."""
     jobs = runs[_col(runs, "params.experiment_name").isin(EXPERIMENTS) & (_col(runs, "tags.model") != "")]
+    identity = [record_of(row) for _, row in jobs.iterrows()]
     records = pd.DataFrame({
         "run_id": jobs["run_id"], "start_time": _col(jobs, "start_time"),
         "parent": _col(jobs, "tags.mlflow.parentRunId"),
-        "table": jobs["params.experiment_name"], "dataset": _col(jobs, "tags.dataset"),
-        "model": _col(jobs, "tags.model"), "variant": _col(jobs, "tags.variant"),
-        "encoder": _col(jobs, "tags.encoder"), "seed": pd.to_numeric(_col(jobs, "tags.seed"), errors="coerce"),
-        "reading": [reading_of(row) for _, row in jobs.iterrows()],
+        "table": [r.experiment for r in identity], "dataset": [r.dataset for r in identity],
+        "model": [r.model for r in identity], "variant": [r.variant for r in identity],
+        "encoder": [r.encoder for r in identity],
+        "seed": pd.to_numeric(pd.Series(["" if r.seed is None else str(r.seed) for r in identity], index=jobs.index,
+                                        dtype=object), errors="coerce"),
+        "reading": [r.reading for r in identity],
         "learned": [learned_of(row) for _, row in jobs.iterrows()],
-        "protocol": [protocol_tag(row) for _, row in jobs.iterrows()],
+        "protocol": [r.protocol for r in identity],
         "step_mode": _col(jobs, "tags.step_mode"), "git_commit": _col(jobs, "tags.git_commit"),
         "packages": [p or f"torch=={t}" for p, t in zip(_col(jobs, "tags.packages"), _col(jobs, "tags.torch_version"))],
         "command": _col(jobs, "tags.command"),
         "data": [data_description(row) for _, row in jobs.iterrows()],
         "machine": [machine_description(row) for _, row in jobs.iterrows()],
     })
-    records["effect"] = [planted_effect(row) if table == "effects" else ""
-                         for table, (_, row) in zip(records["table"], jobs.iterrows())]
+    # experiment=effects: the planted effect or mechanism; the calibrated data: its data seed and knock-out variant
+    records["effect"] = [r.effect for r in identity]
     records["oracle_auc"] = pd.to_numeric(_col(jobs, "params.data.oracle_test_auc"), errors="coerce")
-    # the calibrated data (benchmark/data/calibrated.py): a data seed and a knock-out variant tell its cells apart
-    is_calibrated = _col(jobs, "params.dataset.loader") == "calibrated"
-    records["data_seed"] = _col(jobs, "params.dataset.seed").where(is_calibrated, "")
-    records["knockout"] = _col(jobs, "params.dataset.knockout").str.lower().where(is_calibrated, "")
+    records["data_seed"] = pd.Series(["" if r.data_seed is None else str(r.data_seed) for r in identity],
+                                     index=jobs.index, dtype=object)
+    records["knockout"] = pd.Series(["" if r.knockout is None else str(r.knockout).lower() for r in identity],
+                                    index=jobs.index, dtype=object)
     for name, param in (("knockout_auc", "knockout_test_auc"), ("fm_surrogate_auc", "fm_surrogate_auc"),
                         ("strength", "strength")):
         records[name] = pd.to_numeric(_col(jobs, f"params.data.{param}"), errors="coerce")
@@ -360,15 +365,6 @@ def config_fingerprint(row: pd.Series) -> str:
     items = sorted((k, str(v)) for k, v in row.items()
                    if k.startswith("params.") and not k.startswith(BOOKKEEPING_PARAMS) and str(v) != "")
     return hashlib.sha256(repr(items).encode()).hexdigest()[:12] if items else ""  # '': nothing to compare
-
-
-def planted_effect(row: pd.Series) -> str:
-    """Which synthetic effects a run's data had (conf/effects/): 'user', 'sequence+context', ... or 'none'; on the
-    calibrated data, its mechanism (conf/mechanism/): 'sequence_max', ..."""
-    if row.get("params.dataset.loader") == "calibrated":
-        return f"{row.get('params.dataset.effect', '')}_{row.get('params.dataset.form', '')}"
-    strengths = {e: pd.to_numeric(row.get(f"params.dataset.effects.{e}", ""), errors="coerce") for e in EFFECTS}
-    return "+".join(e for e, v in strengths.items() if v == v and v != 0) or "none"
 
 
 def read_paper(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
