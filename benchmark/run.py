@@ -220,7 +220,6 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
             tracking.log_params({f"data.{k}": v for k, v in dataset.stats.items()})
             tracking.log_params({"n_parameters": sum(p.numel() for p in model.parameters())})
             trainer = Trainer(model, dataset, cfg.trainer, seed, device)
-            tracking.set_tags({"step_mode": trainer.step_mode})
             # from here to the end of training, logging to a server never makes training wait (tracking.RunLog)
             log = RunLog(uri, run.info.run_id, job_folder(cfg).parent / tracking.PENDING_DIR)
             if resume_state is not None:  # the new run holds the whole history, each epoch once
@@ -247,7 +246,9 @@ def _run(cfg: DictConfig, uri: str, experiment_id: str, device: torch.device, ch
                 **summarise_epoch_times(result.epoch_times),
             }
             log.log_metrics(final)
-            log.set_tags({"learned": str(learned(result.history[-1]["train_loss"], trainer.base_entropy)).lower()})
+            # step_mode after training: a CUDA graph is captured in the first epoch and may fall back to eager there
+            log.set_tags({"learned": str(learned(result.history[-1]["train_loss"], trainer.base_entropy)).lower(),
+                          "step_mode": result.step_mode})
             example = _input_example(trainer) if cfg.tracking.log_model and hooks.evaluate_test else None
             if not log.close(float(cfg.tracking.flush_timeout_s)):  # the server still does not answer
                 _keep_for_replay(log, trainer, model, example, sample=hooks.evaluate_test)

@@ -189,6 +189,8 @@ class Trainer:
         self.graph_reason = ""  # why the step runs eager where a graph was possible in principle
         self._use_graph = False
         use_graph = self._use_graph = self._graph_mode()
+        # what the training step runs as: cuda_graph is the plan until the first epoch captures it, and becomes eager
+        # should the capture fail (_capture); read it after training (FitResult.step_mode) to know what ran
         self.step_mode = "cuda_graph" if use_graph else "eager"
         if _flag(cfg.get("compile", False)):
             # Training forward only: evaluation runs the plain module, so its other batch shapes never recompile.

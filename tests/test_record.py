@@ -205,3 +205,33 @@ def test_a_jobs_run_carries_its_records_tags(compose_cfg, tracking_uri: str) -> 
     assert RunRecord.from_tags(run.data.tags, run.data.params) == record
     assert record.reading == "readout=product" and run.info.run_name == "mian-synthetic-full-product-seed1"
     assert run.data.tags["step_mode"] == "eager"  # a CPU run's step is always eager
+
+
+# ------------------------------------------------------------------------------------------ step_mode
+@pytest.mark.parametrize(("capture_fails", "expected"), [(True, "eager"), (False, "cuda_graph")])
+def test_step_mode_is_what_the_step_ran_as_after_the_capture(compose_cfg, tracking_uri: str, monkeypatch,
+                                                              capture_fails: bool, expected: str) -> None:
+    """A trainer that plans a CUDA graph (as on CUDA) and captures it in its first epoch, where the capture may
+    fail and fall back to eager (Trainer._capture): the run's tag is the mode after that, not the plan."""
+    from mlflow.tracking import MlflowClient
+
+    import benchmark.run
+    from benchmark.trainer import Trainer
+    from conftest import TINY_SYNTHETIC
+
+    class PlansAGraph(Trainer):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.step_mode = "cuda_graph"
+
+        def train_epoch(self, epoch: int, progress: bool) -> float:
+            if capture_fails and self.step_mode == "cuda_graph":  # as _capture does when the capture fails
+                self.step_mode, self.graph_reason = "eager", "capture failed: stub"
+            return super().train_epoch(epoch, progress)
+
+    monkeypatch.setattr(benchmark.run, "Trainer", PlansAGraph)
+    benchmark.run.run_job(compose_cfg(*TINY_SYNTHETIC, "model=lr", "trainer.max_epochs=1",
+                                      f"tracking.uri={tracking_uri}", "tracking.experiment=step-mode"))
+    client = MlflowClient(tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("step-mode").experiment_id])
+    assert run.data.tags["step_mode"] == expected
