@@ -1,7 +1,7 @@
 """The controls of the calibrated effects benchmark (benchmark/data/calibrated.py): small models of the suite's own,
 each logistic regression plus ONE mechanism, built to learn one form of planted effect. A mechanism cell of
 results/effects.md is read only when its form's positive control captures most of the planted lift and the
-negative controls (LR, the knock-out data) capture next to none of it (benchmark/report/tables.py: the gate).
+negative controls (LR, the knock-out data) capture next to none of it (benchmark/report/effects/mechanisms.py: the gate).
 
 Every control has the same first-order part, `FirstOrder`: a bias and one weight per id of every candidate, user
 and context field, plus the mean over the history of one weight per behaviour id (what DeepCTR-Torch's LR sees).
