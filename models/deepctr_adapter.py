@@ -78,9 +78,14 @@ from models.spec import Library
 FLOAT32_EXACT_IDS = 2**24  # float32 represents every integer in [0, 2^24]; ids are refused from 2^24 on
 HIST_LEN = "hist_len"
 
-# Each baseline's options: the fields of its options class (its registry entry, models/baselines.py).
-MODEL_OPTIONS: dict[str, set[str]] = {name: {f.name for f in dataclasses.fields(s.options)} - {"name"}
-                                      for name, s in REGISTRY.items() if s.library is not None}
+
+def option_names(name: str) -> set[str]:
+    """The options of baseline `name`: the fields of its options class (its registry entry), but `name`."""
+    return {f.name for f in dataclasses.fields(spec(name).options)} - {"name"}
+
+
+# Each baseline's options (its registry entry, models/baselines.py).
+MODEL_OPTIONS: dict[str, set[str]] = {name: option_names(name) for name, s in REGISTRY.items() if s.library is not None}
 
 
 # ---- schema -> feature columns ------------------------------------------------------------------------------
@@ -413,11 +418,6 @@ class DeepCTRModel(nn.Module):
 
 
 # ---- construction ---------------------------------------------------------------------------------------------
-def option_names(name: str) -> set[str]:
-    """The options of baseline `name`: the fields of its options class (its registry entry), but `name`."""
-    return {f.name for f in dataclasses.fields(spec(name).options)} - {"name"}
-
-
 def model_options(model_cfg: DictConfig) -> tuple[str, dict[str, Any]]:
     """(name, options) from a model config, checking that exactly the model's options are present."""
     options: dict[str, Any] = OmegaConf.to_container(model_cfg, resolve=True)  # type: ignore[assignment]
